@@ -9,4 +9,5 @@ if (major < 24) {
   )
   process.exit(2)
 }
-await import('../src/cli.ts')
+const { buildProgram } = await import('../src/cli.ts')
+await buildProgram().parseAsync(process.argv)

@@ -1,0 +1,22 @@
+// The `vault-injector` command. Each subcommand lives in src/cli/<name>.ts and
+// exports `register(program)`; this file only assembles them.
+import { Command } from 'commander'
+import { readFileSync } from 'node:fs'
+import { register as registerInject } from './cli/inject.ts'
+import { register as registerServe } from './cli/serve.ts'
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+
+export function buildProgram(): Command {
+  const program = new Command('vault-injector')
+    .description('Kubernetes mutating webhook that injects Vault Agent into annotated pods (vault-k8s compatible).')
+    .version(pkg.version)
+    .showHelpAfterError()
+  registerServe(program)
+  registerInject(program)
+  return program
+}
+
+if (import.meta.main) {
+  await buildProgram().parseAsync(process.argv)
+}
