@@ -14,6 +14,9 @@ export interface EngineInput {
   // Annotation defaults for this namespace (from policy). The pod's own
   // annotations win; then these; then the injector-wide settings.
   annotationDefaults?: Readonly<Record<string, string>>
+  // Kind of the workload that owns the pod, when known without the pod's
+  // ownerReferences (the CLI reading a Job or CronJob template).
+  workloadKind?: string
 }
 
 export type Decision = 'inject' | 'skip' | 'deny'

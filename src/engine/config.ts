@@ -1,0 +1,90 @@
+// The Vault Agent configuration, with vault-k8s's keys and key order, so the
+// stock Vault image runs it unmodified. Empty optional fields are left out.
+import type { AgentSpec } from './spec.ts'
+import type { JsonObject } from './types.ts'
+
+export const TOKEN_SINK = '/home/vault/.vault-token'
+export const CACHE_PATH = '/vault/agent-cache'
+
+function compact(object: JsonObject): JsonObject {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined && value !== '' && value !== false))
+}
+
+function autoAuth(spec: AgentSpec): JsonObject {
+  const config: JsonObject = {}
+  if (spec.role !== '') config.role = spec.role
+  if (spec.authType === 'kubernetes') config.token_path = `${spec.token.mountPath}/${spec.token.tokenFile}`
+  Object.assign(config, spec.authConfig)
+  const method = compact({
+    type: spec.authType,
+    mount_path: spec.authPath,
+    namespace: spec.vaultNamespace,
+    min_backoff: spec.minBackoff,
+    max_backoff: spec.maxBackoff,
+    exit_on_err: spec.autoAuthExitOnErr,
+  })
+  method.config = config
+  const sink: JsonObject[] = [{ type: 'file', config: { path: TOKEN_SINK } }]
+  if (spec.injectToken) sink.push({ type: 'file', config: { path: `${spec.secretVolumePath}/token` } })
+  return { method, sink }
+}
+
+function vault(spec: AgentSpec): JsonObject {
+  return compact({
+    address: spec.address,
+    ca_cert: spec.caCert,
+    ca_path: spec.caKey, // sic: vault-k8s maps ca-key to ca_path
+    tls_skip_verify: spec.tlsSkipVerify,
+    client_cert: spec.clientCert,
+    client_key: spec.clientKey,
+    tls_server_name: spec.tlsServerName,
+  })
+}
+
+function templates(spec: AgentSpec): JsonObject[] {
+  return spec.secrets.map((secret) =>
+    compact({
+      destination: secret.destination,
+      contents: secret.contents,
+      left_delimiter: secret.leftDelim,
+      right_delimiter: secret.rightDelim,
+      command: secret.command,
+      source: secret.source,
+      perms: secret.perms,
+      error_on_missing_key: secret.errorOnMissingKey,
+    }),
+  )
+}
+
+// The cache listener belongs to the long-running agent; enable-quit adds it
+// (and the cache) to the init agent too, as vault-k8s does.
+function listenerAndCache(spec: AgentSpec, init: boolean): JsonObject {
+  const wanted = (spec.cacheEnable && !init) || spec.enableQuit || (spec.persistentCache && init)
+  if (!wanted) return {}
+  const listener: JsonObject = { type: 'tcp', address: `127.0.0.1:${spec.cacheListenerPort}`, tls_disable: true }
+  if (spec.enableQuit) listener.agent_api = { enable_quit: true }
+  const cache: JsonObject = { use_auto_auth_token: spec.cacheUseAutoAuthToken }
+  if (spec.persistentCache) cache.persist = compact({ type: 'kubernetes', path: CACHE_PATH, exit_on_err: spec.cacheExitOnErr })
+  return { listener: [listener], cache }
+}
+
+export function agentConfig(spec: AgentSpec, init: boolean): JsonObject {
+  const config: JsonObject = {
+    auto_auth: autoAuth(spec),
+    exit_after_auth: init,
+    pid_file: '/home/vault/.pid',
+    vault: vault(spec),
+  }
+  const rendered = templates(spec)
+  if (rendered.length > 0) config.template = rendered
+  Object.assign(config, listenerAndCache(spec, init))
+  config.template_config = spec.templateConfig
+  if (spec.disableIdleConnections.length > 0) config.disable_idle_connections = spec.disableIdleConnections
+  if (spec.disableKeepAlives.length > 0) config.disable_keep_alives = spec.disableKeepAlives
+  if (Object.keys(spec.telemetry).length > 0) config.telemetry = spec.telemetry
+  return config
+}
+
+export function encodeConfig(config: JsonObject): string {
+  return Buffer.from(JSON.stringify(config)).toString('base64')
+}

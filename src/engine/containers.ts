@@ -1,0 +1,190 @@
+// The injected parts: agent containers, their volumes and mounts, with
+// vault-k8s's names, paths and order.
+import fastJsonPatch from 'fast-json-patch'
+import { agentConfig, CACHE_PATH, encodeConfig, TOKEN_SINK } from './config.ts'
+import type { AgentSpec } from './spec.ts'
+import type { JsonObject } from './types.ts'
+
+export const INIT_NAME = 'vault-agent-init'
+export const SIDECAR_NAME = 'vault-agent'
+const HOME = '/home/vault'
+const memoryVolume = (name: string): JsonObject => ({ name, emptyDir: { medium: 'Memory' } })
+
+// Every volume name the injector may add; re-injection strips exactly these.
+export const OWNED_VOLUME = /^(home-init|home-sidecar|vault-secrets|vault-secrets-custom-\d+|vault-config|extra-secrets|vault-tls-secrets|vault-agent-cache|vault-agent-token)$/
+export const OWNED_CONTAINERS = new Set([INIT_NAME, SIDECAR_NAME])
+
+// Secret mount paths other than the main one, each with its own volume.
+export function customMountPaths(spec: AgentSpec): string[] {
+  const paths = new Set(spec.secrets.map((s) => s.mountPath).filter((p) => p !== spec.secretVolumePath))
+  return [...paths].sort()
+}
+
+export function secretMounts(spec: AgentSpec): JsonObject[] {
+  const mounts: JsonObject[] = [{ name: 'vault-secrets', mountPath: spec.secretVolumePath }]
+  customMountPaths(spec).forEach((mountPath, i) => mounts.push({ name: `vault-secrets-custom-${i}`, mountPath }))
+  return mounts
+}
+
+export function volumes(spec: AgentSpec): JsonObject[] {
+  const out: JsonObject[] = []
+  if (spec.prePopulate && !spec.native) out.push(memoryVolume('home-init'))
+  if (!spec.prePopulateOnly) out.push(memoryVolume('home-sidecar'))
+  for (const mount of secretMounts(spec)) out.push(memoryVolume(String(mount.name)))
+  if (spec.configMap) out.push({ name: 'vault-config', configMap: { name: spec.configMap } })
+  if (spec.extraSecret) out.push({ name: 'extra-secrets', secret: { secretName: spec.extraSecret } })
+  if (spec.tlsSecret) out.push({ name: 'vault-tls-secrets', secret: { secretName: spec.tlsSecret } })
+  if (spec.persistentCache) out.push(memoryVolume('vault-agent-cache'))
+  if (spec.token.volume) out.push(spec.token.volume)
+  return out
+}
+
+function copiedMounts(spec: AgentSpec, pod: JsonObject): JsonObject[] {
+  if (!spec.copyVolumeMountsFrom) return []
+  const podSpec = pod.spec as JsonObject
+  const all = [...((podSpec.containers as JsonObject[]) ?? []), ...((podSpec.initContainers as JsonObject[]) ?? [])]
+  const source = all.find((c) => c.name === spec.copyVolumeMountsFrom)
+  const mounts = Array.isArray(source?.volumeMounts) ? (source.volumeMounts as JsonObject[]) : []
+  return mounts.filter((m) => !String(m.mountPath).includes('serviceaccount') && !OWNED_VOLUME.test(String(m.name))).map((m) => structuredClone(m))
+}
+
+// Mounts shared by both agents after their home and token mounts.
+function commonMounts(spec: AgentSpec, pod: JsonObject): JsonObject[] {
+  const mounts: JsonObject[] = []
+  if (spec.irsaMount) mounts.push({ name: spec.irsaMount.name, mountPath: spec.irsaMount.mountPath, readOnly: true })
+  mounts.push(...secretMounts(spec))
+  if (spec.extraSecret) mounts.push({ name: 'extra-secrets', mountPath: '/vault/custom', readOnly: true })
+  mounts.push(...copiedMounts(spec, pod))
+  if (spec.configMap) mounts.push({ name: 'vault-config', mountPath: '/vault/configs', readOnly: true })
+  if (spec.tlsSecret) mounts.push({ name: 'vault-tls-secrets', mountPath: '/vault/tls', readOnly: true })
+  if (spec.persistentCache) mounts.push({ name: 'vault-agent-cache', mountPath: CACHE_PATH })
+  return mounts
+}
+
+function tokenMount(spec: AgentSpec): JsonObject {
+  return { name: spec.token.volumeName, mountPath: spec.token.mountPath, readOnly: true }
+}
+
+function fieldEnv(name: string, fieldPath: string): JsonObject {
+  return { name, valueFrom: { fieldRef: { fieldPath } } }
+}
+
+function env(spec: AgentSpec, init: boolean): JsonObject[] {
+  const out: JsonObject[] = [fieldEnv('NAMESPACE', 'metadata.namespace'), fieldEnv('HOST_IP', 'status.hostIP'), fieldEnv('POD_IP', 'status.podIP')]
+  if (spec.goMaxProcs !== undefined) out.push({ name: 'GOMAXPROCS', value: String(spec.goMaxProcs) })
+  if (spec.clientTimeout) out.push({ name: 'VAULT_CLIENT_TIMEOUT', value: spec.clientTimeout })
+  if (spec.clientMaxRetries !== undefined) out.push({ name: 'VAULT_MAX_RETRIES', value: String(spec.clientMaxRetries) })
+  out.push({ name: 'VAULT_LOG_LEVEL', value: spec.logLevel }, { name: 'VAULT_LOG_FORMAT', value: spec.logFormat })
+  if (spec.proxyAddress) out.push({ name: 'HTTPS_PROXY', value: spec.proxyAddress })
+  if (spec.configMap) out.push(...configMapEnv(spec))
+  else out.push({ name: 'VAULT_CONFIG', value: encodeConfig(agentConfig(spec, init)) })
+  if (spec.vaultCACertBytes) out.push({ name: 'VAULT_CACERT_BYTES', value: spec.vaultCACertBytes })
+  out.push(...spec.awsEnv.map((e) => structuredClone(e)))
+  return out
+}
+
+// With a user ConfigMap the agent reads its own HCL; the connection comes from env.
+function configMapEnv(spec: AgentSpec): JsonObject[] {
+  const pairs: [string, string][] = [
+    ['VAULT_ADDR', spec.address],
+    ['VAULT_CACERT', spec.caCert],
+    ['VAULT_CAPATH', spec.caKey],
+    ['VAULT_CLIENT_CERT', spec.clientCert],
+    ['VAULT_CLIENT_KEY', spec.clientKey],
+    ['VAULT_SKIP_VERIFY', spec.tlsSkipVerify ? 'true' : ''],
+    ['VAULT_TLS_SERVER_NAME', spec.tlsServerName],
+  ]
+  return pairs.filter(([, value]) => value !== '').map(([name, value]) => ({ name, value }))
+}
+
+function args(spec: AgentSpec, init: boolean): string[] {
+  if (spec.configMap) {
+    const file = init ? 'config-init.hcl' : 'config.hcl'
+    return [`touch ${TOKEN_SINK} && vault agent -config=/vault/configs/${file}`]
+  }
+  return [`echo \${VAULT_CONFIG?} | base64 -d > ${HOME}/config.json && vault agent -config=${HOME}/config.json`]
+}
+
+function securityContext(spec: AgentSpec): JsonObject {
+  return {
+    runAsUser: spec.runAsUser,
+    runAsGroup: spec.runAsGroup,
+    runAsNonRoot: spec.runAsUser !== 0 && spec.runAsGroup !== 0,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+  }
+}
+
+function resources(spec: AgentSpec): JsonObject {
+  const out: JsonObject = {}
+  if (Object.keys(spec.resources.limits).length > 0) out.limits = { ...spec.resources.limits }
+  if (Object.keys(spec.resources.requests).length > 0) out.requests = { ...spec.resources.requests }
+  return out
+}
+
+function baseContainer(spec: AgentSpec, name: string, init: boolean, mounts: JsonObject[]): JsonObject {
+  const container: JsonObject = {
+    name,
+    image: spec.image,
+    command: ['/bin/sh', '-ec'],
+    args: args(spec, init),
+    env: env(spec, init),
+    resources: resources(spec),
+    volumeMounts: mounts,
+  }
+  if (spec.setSecurityContext) container.securityContext = securityContext(spec)
+  return container
+}
+
+export function initContainer(spec: AgentSpec, pod: JsonObject): JsonObject {
+  const mounts = [{ name: 'home-init', mountPath: HOME }, tokenMount(spec), ...commonMounts(spec, pod)]
+  return applyUserPatch(baseContainer(spec, INIT_NAME, true, mounts), spec.initPatch, 'agent-init-json-patch')
+}
+
+function revokeCommand(spec: AgentSpec): string {
+  const caFlag = spec.caCert ? ` -ca-cert=${spec.caCert}` : ''
+  return `/bin/sleep ${spec.revokeGrace} && /bin/vault token revoke -address=${spec.address}${caFlag} -self`
+}
+
+export function sidecarContainer(spec: AgentSpec, pod: JsonObject): JsonObject {
+  const mounts = [tokenMount(spec), { name: 'home-sidecar', mountPath: HOME }, ...commonMounts(spec, pod)]
+  const container = baseContainer(spec, SIDECAR_NAME, false, mounts)
+  container.lifecycle = spec.revokeOnShutdown ? { preStop: { exec: { command: ['/bin/sh', '-c', revokeCommand(spec)] } } } : {}
+  if (spec.native) makeNative(spec, container)
+  return applyUserPatch(container, spec.sidecarPatch, 'agent-json-patch')
+}
+
+// A native sidecar (KEP-753): an init container that keeps running. Kubernetes
+// starts the next container only once the startup probe passes, and the probe
+// passes only when every template has rendered, so apps start with their files.
+function makeNative(spec: AgentSpec, container: JsonObject): void {
+  container.restartPolicy = 'Always'
+  const files = spec.secrets.map((s) => s.destination)
+  const checks = (files.length > 0 ? files : [TOKEN_SINK]).map((f) => `test -e '${f.replace(/'/g, "'\\''")}'`)
+  container.startupProbe = {
+    exec: { command: ['/bin/sh', '-c', checks.join(' && ')] },
+    periodSeconds: 1,
+    failureThreshold: 300,
+    timeoutSeconds: 1,
+  }
+}
+
+// A denial found while rendering (the patch annotations can only be checked
+// against the container they apply to).
+export class RenderError extends Error {}
+
+// agent-json-patch / agent-init-json-patch: their JSON was checked when read.
+function applyUserPatch(container: JsonObject, ops: unknown[], annotation: string): JsonObject {
+  if (ops.length === 0) return container
+  try {
+    return fastJsonPatch.applyPatch(container, ops as fastJsonPatch.Operation[], true, false).newDocument
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error)
+    throw new RenderError(`vault.hashicorp.com/${annotation}: cannot be applied to the ${String(container.name)} container: ${reason}`)
+  }
+}
+
+export function appMounts(spec: AgentSpec): JsonObject[] {
+  return secretMounts(spec)
+}

@@ -1,0 +1,86 @@
+// RFC 6902 patch between two JSON documents.
+//
+// fast-json-patch's compare() treats arrays as index-keyed objects: inserting
+// one element at the front of initContainers (agent-init-first) turns into a
+// `replace` of every later element, which overwrites user data in the patch.
+// Here arrays keep their common prefix and suffix and only the middle changes,
+// so an insertion is one `add` at its index and user elements are never
+// rewritten. The walk is linear in the size of the documents: a pod with
+// thousands of env vars costs one comparison per value.
+import type { Operation } from 'fast-json-patch'
+
+type Json = unknown
+
+function escape(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1')
+}
+
+function isObject(value: Json): value is Record<string, Json> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+export function deepEqual(a: Json, b: Json): boolean {
+  if (a === b) return true
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], b[i])) return false
+    return true
+  }
+  if (isObject(a)) {
+    if (!isObject(b)) return false
+    const keys = Object.keys(a)
+    if (keys.length !== Object.keys(b).length) return false
+    for (const key of keys) if (!(key in b) || !deepEqual(a[key], b[key])) return false
+    return true
+  }
+  return false
+}
+
+export function diff(from: Json, to: Json): Operation[] {
+  const ops: Operation[] = []
+  walk(from, to, '', ops)
+  return ops
+}
+
+function walk(from: Json, to: Json, path: string, ops: Operation[]): void {
+  if (from === to) return
+  if (Array.isArray(from) && Array.isArray(to)) return diffArrays(from, to, path, ops)
+  if (isObject(from) && isObject(to)) return diffObjects(from, to, path, ops)
+  if (deepEqual(from, to)) return
+  ops.push({ op: 'replace', path, value: structuredClone(to) })
+}
+
+function diffObjects(from: Record<string, Json>, to: Record<string, Json>, path: string, ops: Operation[]): void {
+  for (const key of Object.keys(from)) {
+    if (!(key in to)) ops.push({ op: 'remove', path: `${path}/${escape(key)}` })
+  }
+  for (const [key, value] of Object.entries(to)) {
+    const child = `${path}/${escape(key)}`
+    if (!(key in from)) ops.push({ op: 'add', path: child, value: structuredClone(value) })
+    else walk(from[key], value, child, ops)
+  }
+}
+
+function diffArrays(from: Json[], to: Json[], path: string, ops: Operation[]): void {
+  if (from.length === to.length) {
+    // Same length: element-wise, so a changed container yields ops inside it.
+    for (let i = 0; i < from.length; i++) walk(from[i], to[i], `${path}/${i}`, ops)
+    return
+  }
+  let head = 0
+  while (head < from.length && head < to.length && deepEqual(from[head], to[head])) head++
+  let tail = 0
+  while (tail < from.length - head && tail < to.length - head && deepEqual(from[from.length - 1 - tail], to[to.length - 1 - tail])) tail++
+  const removed = from.length - head - tail
+  const added = to.length - head - tail
+  // Elements changed in place before the insertion or removal point.
+  const paired = Math.min(removed, added)
+  for (let i = 0; i < paired; i++) walk(from[head + i], to[head + i], `${path}/${head + i}`, ops)
+  // Remove from the highest index down so earlier indices stay valid.
+  for (let i = removed - 1; i >= paired; i--) ops.push({ op: 'remove', path: `${path}/${head + i}` })
+  for (let i = paired; i < added; i++) {
+    // With no common tail the insertion point is the end of the array.
+    const index = head + i
+    ops.push({ op: 'add', path: tail === 0 ? `${path}/-` : `${path}/${index}`, value: structuredClone(to[index]) })
+  }
+}

@@ -1,0 +1,77 @@
+// Mutating the raw pod JSON: strip what an earlier injection added, then add
+// this injection's parts. Fields we do not own are never touched.
+import { appMounts, initContainer, INIT_NAME, OWNED_CONTAINERS, OWNED_VOLUME, sidecarContainer, volumes } from './containers.ts'
+import type { AgentSpec } from './spec.ts'
+import type { JsonObject } from './types.ts'
+
+export const STATUS_ANNOTATION = 'vault.hashicorp.com/agent-inject-status'
+
+type Named = JsonObject & { name?: unknown }
+
+function list(spec: JsonObject, field: string): Named[] {
+  const value = spec[field]
+  return Array.isArray(value) ? (value as Named[]) : []
+}
+
+function setList(spec: JsonObject, field: string, items: Named[]): void {
+  if (items.length > 0) spec[field] = items
+  else delete spec[field]
+}
+
+function withoutOwnedMounts(container: Named): void {
+  if (!Array.isArray(container.volumeMounts)) return
+  const kept = (container.volumeMounts as Named[]).filter((m) => !OWNED_VOLUME.test(String(m.name)))
+  if (kept.length !== container.volumeMounts.length) container.volumeMounts = kept
+}
+
+// Remove the agent containers, volumes and mounts an earlier injection added.
+// Arrays that held only our items are removed again, so a strip followed by
+// the same injection reproduces the pod exactly.
+export function stripInjection(podSpec: JsonObject): void {
+  for (const field of ['containers', 'initContainers']) {
+    const kept = list(podSpec, field).filter((c) => !OWNED_CONTAINERS.has(String(c.name)))
+    kept.forEach(withoutOwnedMounts)
+    if (Array.isArray(podSpec[field])) setList(podSpec, field, kept)
+  }
+  if (Array.isArray(podSpec.volumes)) setList(podSpec, 'volumes', list(podSpec, 'volumes').filter((v) => !OWNED_VOLUME.test(String(v.name))))
+}
+
+// Names in a pod that was never injected which would collide with ours.
+export function reservedNameClashes(podSpec: JsonObject): string[] {
+  const clashes: string[] = []
+  for (const field of ['containers', 'initContainers']) {
+    for (const c of list(podSpec, field)) if (OWNED_CONTAINERS.has(String(c.name))) clashes.push(`container ${String(c.name)}`)
+  }
+  for (const v of list(podSpec, 'volumes')) if (OWNED_VOLUME.test(String(v.name))) clashes.push(`volume ${String(v.name)}`)
+  return clashes
+}
+
+function appendMounts(container: Named, mounts: JsonObject[]): void {
+  const current = Array.isArray(container.volumeMounts) ? (container.volumeMounts as JsonObject[]) : []
+  container.volumeMounts = [...current, ...mounts.map((m) => structuredClone(m))]
+}
+
+export function applyInjection(pod: JsonObject, spec: AgentSpec): void {
+  const podSpec = pod.spec as JsonObject
+  // Rendered first: copied mounts and IRSA read the pod as it was.
+  const init = spec.prePopulate && !spec.native ? initContainer(spec, pod) : undefined
+  const sidecar = !spec.prePopulateOnly ? sidecarContainer(spec, pod) : undefined
+
+  podSpec.volumes = [...list(podSpec, 'volumes'), ...volumes(spec)]
+  for (const container of list(podSpec, 'containers')) {
+    if (spec.appContainers.includes(String(container.name))) appendMounts(container, appMounts(spec))
+  }
+  // Existing init containers always get the secrets, as in vault-k8s.
+  const existingInit = list(podSpec, 'initContainers')
+  if (spec.prePopulate || spec.native) existingInit.forEach((c) => appendMounts(c, appMounts(spec)))
+  const agentInit = spec.native ? sidecar : init
+  if (agentInit) podSpec.initContainers = spec.initFirst ? [agentInit, ...existingInit] : [...existingInit, agentInit]
+  if (spec.shareProcessNamespace !== undefined && spec.prePopulate) podSpec.shareProcessNamespace = spec.shareProcessNamespace
+  if (sidecar && !spec.native) podSpec.containers = [...list(podSpec, 'containers'), sidecar]
+
+  const metadata = (pod.metadata ??= {}) as JsonObject
+  const annotations = (metadata.annotations ??= {}) as JsonObject
+  annotations[STATUS_ANNOTATION] = 'injected'
+}
+
+export { INIT_NAME }

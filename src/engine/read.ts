@@ -1,0 +1,138 @@
+// Reads a pod's annotations against the table: every vault.hashicorp.com/ and
+// vault-injector.dev/ key is matched and parsed once, errors and warnings are
+// collected, and effective values fall back to namespace defaults, then to the
+// injector-wide settings, then to the table's literal defaults.
+import { ANNOTATIONS, fullName, isOurs, matchAnnotation, type AnnotationSpec } from './annotations.ts'
+import type { Settings } from './settings.ts'
+
+const MAX_SHOWN_VALUE_CHARS = 120
+
+// The value as a denial message shows it: quoted, escaped, shortened.
+export function showValue(raw: string): string {
+  const shown = raw.length > MAX_SHOWN_VALUE_CHARS ? raw.slice(0, MAX_SHOWN_VALUE_CHARS) + '…' : raw
+  return JSON.stringify(shown)
+}
+
+interface Entry {
+  raw: string
+  fromDefaults: boolean
+}
+
+export interface Reading {
+  errors: string[]
+  warnings: string[]
+  // Effective parsed value of a pod-scoped annotation ("both" rows: the global one).
+  get<T>(name: string, prefix?: string): T | undefined
+  // True when the pod itself (or a namespace default) sets it.
+  isSet(name: string, prefix?: string): boolean
+  // Per-secret values: suffix (raw secret name) → raw value.
+  perSecret(name: string): ReadonlyMap<string, string>
+  // Keyed values (auth-config-*, agent-telemetry-*): key → raw value.
+  keyed(name: string): ReadonlyMap<string, string>
+  // Every table annotation that is in effect, with its value (for summaries).
+  effective(): Record<string, string>
+}
+
+const POD_ROWS = new Map<string, AnnotationSpec>(
+  ANNOTATIONS.filter((a) => a.scope === 'pod' || a.scope === 'both').map((a) => [fullName(a), a]),
+)
+
+function settingText(settings: Settings, spec: AnnotationSpec): string | undefined {
+  if (!spec.setting) return spec.defaultValue
+  return String(settings[spec.setting])
+}
+
+export function readAnnotations(
+  podAnnotations: Readonly<Record<string, unknown>>,
+  defaults: Readonly<Record<string, string>>,
+  settings: Settings,
+): Reading {
+  const errors: string[] = []
+  const warnings: string[] = []
+  const entries = new Map<string, Entry>()
+  for (const [key, raw] of Object.entries(defaults)) {
+    if (isOurs(key)) entries.set(key, { raw, fromDefaults: true })
+  }
+  for (const [key, raw] of Object.entries(podAnnotations)) {
+    if (!isOurs(key)) continue
+    if (typeof raw !== 'string') {
+      errors.push(`${key}: annotation values must be strings`)
+      continue
+    }
+    entries.set(key, { raw, fromDefaults: false })
+  }
+
+  const parsed = new Map<string, unknown>()
+  const perSecret = new Map<string, Map<string, string>>()
+  const keyed = new Map<string, Map<string, string>>()
+  for (const [key, entry] of [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const match = matchAnnotation(key)
+    if (!match) {
+      warnings.push(`${key}: unknown annotation, ignored`)
+      continue
+    }
+    const { spec, suffix } = match
+    const value = parseEntry(spec, entry.raw)
+    if (value === INVALID) {
+      const origin = entry.fromDefaults ? ' (namespace default from policy)' : ''
+      errors.push(`${key}: ${showValue(entry.raw)} ${spec.type.accepts}${origin}`)
+      continue
+    }
+    if (suffix === undefined) {
+      parsed.set(key, value)
+    } else {
+      const bucket = spec.scope === 'key' ? keyed : perSecret
+      const values = bucket.get(spec.name) ?? new Map<string, string>()
+      values.set(suffix, entry.raw)
+      bucket.set(spec.name, values)
+    }
+  }
+
+  const keyOf = (name: string, prefix?: string): string => (prefix ?? 'vault.hashicorp.com/') + name
+  const reading: Reading = {
+    errors,
+    warnings,
+    get<T>(name: string, prefix?: string): T | undefined {
+      const key = keyOf(name, prefix)
+      const spec = POD_ROWS.get(key)
+      if (!spec) throw new Error(`engine bug: ${key} is not a pod-scoped annotation`)
+      if (parsed.has(key)) {
+        const value = parsed.get(key)
+        return value === '' && !spec.emptyOmits && spec.type.accepts !== '' ? undefined : (value as T)
+      }
+      const text = settingText(settings, spec)
+      if (text === undefined) return undefined
+      const value = parseEntry(spec, text)
+      return value === INVALID ? undefined : (value as T)
+    },
+    isSet: (name, prefix) => parsed.has(keyOf(name, prefix)),
+    perSecret: (name) => perSecret.get(name) ?? new Map(),
+    keyed: (name) => keyed.get(name) ?? new Map(),
+    effective() {
+      const out: Record<string, string> = {}
+      for (const [key, spec] of POD_ROWS) {
+        const text = entries.get(key)?.raw ?? settingText(settings, spec)
+        if (text !== undefined && text !== '') out[key] = text
+      }
+      for (const [key, entry] of entries) {
+        if (!POD_ROWS.has(key) && matchAnnotation(key)) out[key] = entry.raw
+      }
+      return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    },
+  }
+  return reading
+}
+
+const INVALID = Symbol('invalid')
+
+// "" is a value only where it means something: "omit the field" (limits and
+// the like) or "unset" for annotations without a default. Elsewhere vault-k8s
+// fails to parse it, and so do we.
+function parseEntry(spec: AnnotationSpec, raw: string): unknown {
+  if (raw === '') {
+    const unsetByDefault = spec.setting === undefined && spec.defaultValue === undefined
+    return spec.emptyOmits || spec.type.accepts === '' || unsetByDefault ? '' : INVALID
+  }
+  const value = spec.type.parse(raw)
+  return value === undefined ? INVALID : value
+}

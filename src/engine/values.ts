@@ -1,0 +1,144 @@
+// Value parsers for annotations. Each returns the parsed value, or undefined
+// when the text is not accepted; `accepts` says what is, for the denial message.
+import { parseGoBool } from './settings.ts'
+
+export interface ValueType<T> {
+  parse(raw: string): T | undefined
+  // Completes `<annotation>: "<value>" <accepts>`.
+  accepts: string
+}
+
+export const boolType: ValueType<boolean> = {
+  parse: parseGoBool,
+  accepts: 'is not a boolean (true or false)',
+}
+
+export const stringType: ValueType<string> = {
+  parse: (raw) => raw,
+  accepts: '',
+}
+
+// Kubernetes resource.Quantity, e.g. 500m, 1, 1.5Gi, 1e3. "" is allowed by the
+// callers that treat it as "omit the field".
+const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?\d+)?$/
+export const quantityType: ValueType<string> = {
+  parse: (raw) => (QUANTITY.test(raw) ? raw : undefined),
+  accepts: 'is not a Kubernetes quantity (e.g. 500m, 1)',
+}
+
+// Go time.ParseDuration.
+const DURATION = /^[+-]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$/
+export const durationType: ValueType<string> = {
+  parse: (raw) => (raw === '0' || DURATION.test(raw) ? raw : undefined),
+  accepts: 'is not a duration (e.g. 1s, 500ms, 2m)',
+}
+
+// Vault accepts either a Go duration or a number of seconds here.
+export const durationOrSecondsType: ValueType<string> = {
+  parse: (raw) => (/^\d+$/.test(raw) || durationType.parse(raw) !== undefined ? raw : undefined),
+  accepts: 'is not a duration (e.g. 30s, 5m) or a number of seconds',
+}
+
+function integerType(min: number, max: number, accepts: string): ValueType<number> {
+  return {
+    parse(raw) {
+      if (!/^[+-]?\d+$/.test(raw)) return undefined
+      const n = Number(raw)
+      return Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined
+    },
+    accepts,
+  }
+}
+
+export const uidType = integerType(0, 2 ** 31 - 1, 'is not a user or group ID (an integer from 0)')
+export const nonNegativeIntType = integerType(0, 2 ** 31 - 1, 'is not a whole number from 0')
+export const portType = integerType(1, 65535, 'is not a port number (1-65535)')
+export const tokenSecondsType = integerType(600, 2 ** 31 - 1, 'is not a token lifetime in seconds (600 or more)')
+
+export const fractionType: ValueType<number> = {
+  parse(raw) {
+    if (!/^(\d+(\.\d*)?|\.\d+)$/.test(raw)) return undefined
+    const n = Number(raw)
+    return n >= 0 && n <= 1 ? n : undefined
+  },
+  accepts: 'is not a fraction between 0 and 1 (e.g. 0.9)',
+}
+
+export function enumType(values: readonly string[]): ValueType<string> {
+  return {
+    parse: (raw) => (values.includes(raw) ? raw : undefined),
+    accepts: `is not accepted (${values.join(', ')})`,
+  }
+}
+
+// File mode in octal, as Vault's template `perms` takes it.
+export const permsType: ValueType<string> = {
+  parse: (raw) => (/^0?[0-7]{3}$/.test(raw) ? raw : undefined),
+  accepts: 'is not an octal file mode (e.g. 0400, 0644)',
+}
+
+// DNS-1123 subdomain: names of ConfigMaps, Secrets, volumes, containers.
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+export const objectNameType: ValueType<string> = {
+  parse: (raw) => (raw.length <= 253 && DNS_SUBDOMAIN.test(raw) ? raw : undefined),
+  accepts: 'is not a Kubernetes object name (lowercase letters, digits, "-" and ".")',
+}
+
+export const absolutePathType: ValueType<string> = {
+  parse: (raw) => (raw.startsWith('/') && !raw.split('/').includes('..') ? raw : undefined),
+  accepts: 'is not an absolute path without ".." (e.g. /vault/secrets)',
+}
+
+export const urlType: ValueType<string> = {
+  parse(raw) {
+    try {
+      const url = new URL(raw)
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' ? raw : undefined
+    } catch {
+      return undefined
+    }
+  },
+  accepts: 'is not an http or https URL (e.g. https://vault.example.com:8200)',
+}
+
+// A comma list of names; empty items are dropped.
+export const listType: ValueType<string[]> = {
+  parse: (raw) =>
+    raw
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== ''),
+  accepts: '',
+}
+
+export const jsonPatchType: ValueType<unknown[]> = {
+  parse(raw) {
+    if (raw.trim() === '' || raw.trim() === 'null') return []
+    try {
+      const ops: unknown = JSON.parse(raw)
+      if (ops === null) return []
+      if (!Array.isArray(ops)) return undefined
+      const valid = ops.every(
+        (op) =>
+          typeof op === 'object' &&
+          op !== null &&
+          ['add', 'remove', 'replace', 'move', 'copy', 'test'].includes(String((op as { op?: unknown }).op)) &&
+          typeof (op as { path?: unknown }).path === 'string',
+      )
+      return valid ? ops : undefined
+    } catch {
+      return undefined
+    }
+  },
+  accepts: 'is not a JSON Patch (a JSON array of RFC 6902 operations)',
+}
+
+// "true", "false" or "force", as Vault's cache use_auto_auth_token takes it.
+export const autoAuthTokenType: ValueType<string> = {
+  parse(raw) {
+    if (raw === 'force') return 'force'
+    const b = parseGoBool(raw)
+    return b === undefined ? undefined : String(b)
+  },
+  accepts: 'is not accepted (true, false or force)',
+}
