@@ -4,8 +4,9 @@
 import { Option, type Command } from 'commander'
 import { loadSettings, SETTINGS, SettingsError, type Settings } from '../engine/settings.ts'
 
-export function addSettingsOptions(command: Command): Command {
+export function addSettingsOptions(command: Command, exclude: readonly (keyof Settings)[] = []): Command {
   for (const spec of SETTINGS) {
+    if (exclude.includes(spec.key)) continue
     const def = spec.defaultValue === '' ? '' : ` (default: ${JSON.stringify(spec.defaultValue)})`
     command.addOption(new Option(`--${spec.flag} <value>`, `${spec.doc} [env ${spec.env}]${def}`).hideHelp(spec.key === 'podName'))
   }
