@@ -1,7 +1,117 @@
-import type { Command } from 'commander'
+// `vault-injector inject`: the offline twin of the webhook. The same engine
+// runs on manifests, so CI sees what the cluster will do.
+import { Option, type Command } from 'commander'
+import { stringify } from 'yaml'
+import { injectPod } from '../engine/index.ts'
+import type { Settings } from '../engine/settings.ts'
+import type { JsonObject } from '../engine/types.ts'
+import { displayName, InputError, namespaceOf, podOf, readManifests, type ManifestDocument } from './manifests.ts'
+import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
+
+export interface InjectOptions {
+  settings: Settings
+  namespace: string
+}
+
+export interface InjectOutcome {
+  documents: ManifestDocument[]
+  // Documents the engine changed (by index).
+  changed: Set<number>
+  diagnostics: string[]
+  denied: number
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+// Mutates the documents in place; denied documents are left unchanged.
+export function injectDocuments(documents: ManifestDocument[], options: InjectOptions): InjectOutcome {
+  const outcome: InjectOutcome = { documents, changed: new Set(), diagnostics: [], denied: 0 }
+  for (const doc of documents) {
+    const object = doc.object
+    const items = isObject(object) && object.kind === 'List' && Array.isArray(object.items) ? object.items : [object]
+    items.forEach((item, i) => {
+      const label = items.length > 1 || item !== object ? `document ${doc.index} item ${i + 1}` : `document ${doc.index}`
+      if (injectOne(item, label, options, outcome)) outcome.changed.add(doc.index)
+    })
+  }
+  return outcome
+}
+
+function injectOne(object: unknown, label: string, options: InjectOptions, outcome: InjectOutcome): boolean {
+  const location = podOf(object)
+  if (!location) return false
+  const name = displayName(object)
+  const result = injectPod({
+    pod: location.pod,
+    namespace: namespaceOf(object, options.namespace),
+    settings: options.settings,
+    workloadKind: location.kind,
+  })
+  for (const warning of result.warnings) outcome.diagnostics.push(`${label} (${name}): warning: ${warning}`)
+  if (result.decision === 'deny') {
+    outcome.denied++
+    outcome.diagnostics.push(`${label} (${name}): denied: ${result.reason}`)
+    return false
+  }
+  if (result.decision === 'skip') {
+    outcome.diagnostics.push(`${label} (${name}): skipped: ${result.reason}`)
+    return false
+  }
+  location.replace(result.pod)
+  outcome.diagnostics.push(`${label} (${name}): ${result.reason}`)
+  return true
+}
+
+export function formatYaml(outcome: InjectOutcome): string {
+  return outcome.documents
+    .map((doc) => {
+      // Unchanged documents keep their comments and layout.
+      const text = !outcome.changed.has(doc.index) && doc.source ? doc.source.toString() : stringify(doc.object, { lineWidth: 0 })
+      return text.endsWith('\n') ? text : text + '\n'
+    })
+    .join('---\n')
+}
+
+export function formatJson(outcome: InjectOutcome): string {
+  const objects = outcome.documents.map((d) => d.object)
+  const value = objects.length === 1 ? objects[0] : { apiVersion: 'v1', kind: 'List', items: objects }
+  return JSON.stringify(value, null, 2) + '\n'
+}
 
 export function register(program: Command): void {
-  program.command('inject').description('Inject into manifests offline.').action(() => {
-    process.exitCode = 2
+  const command = program
+    .command('inject')
+    .description(
+      'Inject Vault Agent into manifests offline, exactly as the webhook would: Pods and the pod templates of Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job and CronJob. Other kinds pass through unchanged. Exit 0 on success, 1 if any document is denied (denied documents are written unchanged), 2 on a usage or input error.',
+    )
+    .requiredOption('-f, --filename <path...>', 'file, directory (its .yaml/.yml/.json files) or - for stdin; repeatable')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
+    .option('-n, --namespace <name>', 'namespace for documents that name none', 'default')
+    .option('-q, --quiet', 'print only warnings and denials on stderr')
+  addSettingsOptions(command, ['namespace', 'podName'])
+  command.action((opts: Record<string, unknown>) => {
+    process.exitCode = runInject(opts)
   })
+}
+
+function runInject(opts: Record<string, unknown>): number {
+  let outcome: InjectOutcome
+  try {
+    const settings = settingsFromOptions(opts)
+    const documents = readManifests(opts.filename as string[])
+    outcome = injectDocuments(documents, { settings, namespace: String(opts.namespace) })
+  } catch (error) {
+    if (error instanceof InputError || error instanceof SettingsError) {
+      process.stderr.write(`vault-injector inject: ${error.message}\n`)
+      return 2
+    }
+    throw error
+  }
+  for (const line of outcome.diagnostics) {
+    if (!opts.quiet || !/\): (skipped|injected|re-injected)/.test(line)) process.stderr.write(line + '\n')
+  }
+  process.stdout.write(opts.output === 'json' ? formatJson(outcome) : formatYaml(outcome))
+  return outcome.denied > 0 ? 1 : 0
 }

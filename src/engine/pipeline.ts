@@ -4,6 +4,7 @@
 import { OUR_PREFIX, VAULT_PREFIX } from './annotations.ts'
 import { RenderError } from './containers.ts'
 import { diff } from './diff.ts'
+import { PROJECTED_TOKEN_VOLUME } from './token.ts'
 import { applyInjection, reservedNameClashes, STATUS_ANNOTATION, stripInjection } from './pod.ts'
 import { readAnnotations, showValue } from './read.ts'
 import { parseGoBool } from './settings.ts'
@@ -114,20 +115,22 @@ export function injectPod(input: EngineInput): EngineResult {
   if (gated) return restoreManagedFields(gated, managedFields)
 
   const annotations = (metadata?.annotations ?? {}) as JsonObject
-  const reading = readAnnotations(annotations, input.annotationDefaults ?? {}, input.settings)
   const podSpec = pod.spec as JsonObject
-  const built = buildSpec(reading, podSpec, input.settings, ownedByJob(pod, input.workloadKind))
-  if (!built.spec) return restoreManagedFields(result('deny', built.errors.join('; '), pod, built.warnings), managedFields)
-
   const status = annotations[STATUS_ANNOTATION]
-  if (status === undefined) {
+  // A pod injected before (status set) is stripped and injected again; a pod
+  // never injected must not already use our names.
+  let hadProjectedToken = false
+  if (status !== undefined) {
+    hadProjectedToken = stripInjection(podSpec).includes(PROJECTED_TOKEN_VOLUME)
+  } else {
     const clashes = reservedNameClashes(podSpec)
     if (clashes.length > 0) {
-      return restoreManagedFields(result('deny', `the pod already has ${clashes.join(', ')}: these names are reserved for the injected Vault Agent`, pod, built.warnings), managedFields)
+      return restoreManagedFields(result('deny', `the pod already has ${clashes.join(', ')}: these names are reserved for the injected Vault Agent`, pod), managedFields)
     }
-  } else {
-    stripInjection(podSpec)
   }
+  const reading = readAnnotations(annotations, input.annotationDefaults ?? {}, input.settings)
+  const built = buildSpec(reading, podSpec, input.settings, { isJob: ownedByJob(pod, input.workloadKind), keepProjectedToken: hadProjectedToken })
+  if (!built.spec) return restoreManagedFields(result('deny', built.errors.join('; '), structuredClone(original), built.warnings), managedFields)
   try {
     applyInjection(pod, built.spec)
   } catch (error) {

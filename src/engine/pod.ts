@@ -27,13 +27,17 @@ function withoutOwnedMounts(container: Named): void {
 // Remove the agent containers, volumes and mounts an earlier injection added.
 // Arrays that held only our items are removed again, so a strip followed by
 // the same injection reproduces the pod exactly.
-export function stripInjection(podSpec: JsonObject): void {
+// Returns the names of the volumes removed.
+export function stripInjection(podSpec: JsonObject): string[] {
   for (const field of ['containers', 'initContainers']) {
     const kept = list(podSpec, field).filter((c) => !OWNED_CONTAINERS.has(String(c.name)))
     kept.forEach(withoutOwnedMounts)
     if (Array.isArray(podSpec[field])) setList(podSpec, field, kept)
   }
-  if (Array.isArray(podSpec.volumes)) setList(podSpec, 'volumes', list(podSpec, 'volumes').filter((v) => !OWNED_VOLUME.test(String(v.name))))
+  const volumes = list(podSpec, 'volumes')
+  const removed = volumes.filter((v) => OWNED_VOLUME.test(String(v.name))).map((v) => String(v.name))
+  if (Array.isArray(podSpec.volumes)) setList(podSpec, 'volumes', volumes.filter((v) => !OWNED_VOLUME.test(String(v.name))))
+  return removed
 }
 
 // Names in a pod that was never injected which would collide with ours.

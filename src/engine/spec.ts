@@ -207,7 +207,15 @@ function irsaFrom(podSpec: JsonObject): { mount?: { name: string; mountPath: str
   return { ...(mount ? { mount } : {}), env: AWS_ENV.filter((n) => env.has(n)).map((n) => env.get(n)!) }
 }
 
-export function buildSpec(r: Reading, podSpec: JsonObject, settings: Settings, isJob: boolean): SpecResult {
+export interface SpecContext {
+  isJob: boolean
+  // The pod's earlier injection used a projected token: keep it, even though
+  // the API server has since mounted the app's own token.
+  keepProjectedToken: boolean
+}
+
+export function buildSpec(r: Reading, podSpec: JsonObject, settings: Settings, context: SpecContext): SpecResult {
+  const { isJob } = context
   const errors: string[] = [...r.errors]
   const warnings: string[] = [...r.warnings]
   const secretVolumePath = r.get<string>('secret-volume-path') || '/vault/secrets'
@@ -230,7 +238,7 @@ export function buildSpec(r: Reading, podSpec: JsonObject, settings: Settings, i
 
   const token = findTokenSource(podSpec, {
     ...(r.get<string>('agent-service-account-token-volume-name') ? { namedVolume: r.get<string>('agent-service-account-token-volume-name')! } : {}),
-    project: settings.projectServiceAccountToken || r.isSet('token-audience', OUR_PREFIX) || r.isSet('token-expiration-seconds', OUR_PREFIX),
+    project: context.keepProjectedToken || settings.projectServiceAccountToken || r.isSet('token-audience', OUR_PREFIX) || r.isSet('token-expiration-seconds', OUR_PREFIX),
     audience: r.get<string>('token-audience', OUR_PREFIX) ?? '',
     expirationSeconds: r.get<number>('token-expiration-seconds', OUR_PREFIX) ?? 3600,
   })
