@@ -61,7 +61,46 @@ function diffObjects(from: Record<string, Json>, to: Record<string, Json>, path:
   }
 }
 
+// Arrays of objects with unique names (containers, volumes, env) are aligned
+// by name, so inserting an element anywhere is one `add` and every other
+// element is diffed against itself.
+function uniqueNames(items: Json[]): Map<string, Json> | undefined {
+  const byName = new Map<string, Json>()
+  for (const item of items) {
+    if (!isObject(item) || typeof item.name !== 'string' || byName.has(item.name)) return undefined
+    byName.set(item.name, item)
+  }
+  return byName
+}
+
+function diffNamedArrays(from: Json[], to: Json[], path: string, ops: Operation[]): boolean {
+  const fromByName = uniqueNames(from)
+  const toByName = uniqueNames(to)
+  if (!fromByName || !toByName) return false
+  const kept = from.filter((item) => toByName.has((item as { name: string }).name))
+  const keptInTo = to.filter((item) => fromByName.has((item as { name: string }).name))
+  // Only when the common elements keep their order; otherwise fall back.
+  if (!kept.every((item, i) => (item as { name: string }).name === (keptInTo[i] as { name: string }).name)) return false
+  for (let i = from.length - 1; i >= 0; i--) {
+    if (!toByName.has((from[i] as { name: string }).name)) ops.push({ op: 'remove', path: `${path}/${i}` })
+  }
+  let settled = 0
+  for (let i = 0; i < to.length; i++) {
+    const item = to[i] as { name: string }
+    const before = fromByName.get(item.name)
+    if (before !== undefined) {
+      walk(before, item, `${path}/${i}`, ops)
+      settled++
+    } else {
+      const atEnd = settled === kept.length
+      ops.push({ op: 'add', path: atEnd ? `${path}/-` : `${path}/${i}`, value: structuredClone(item) })
+    }
+  }
+  return true
+}
+
 function diffArrays(from: Json[], to: Json[], path: string, ops: Operation[]): void {
+  if (from.length !== to.length && diffNamedArrays(from, to, path, ops)) return
   if (from.length === to.length) {
     // Same length: element-wise, so a changed container yields ops inside it.
     for (let i = 0; i < from.length; i++) walk(from[i], to[i], `${path}/${i}`, ops)

@@ -5,7 +5,7 @@ import { OUR_PREFIX, VAULT_PREFIX } from './annotations.ts'
 import { RenderError } from './containers.ts'
 import { diff } from './diff.ts'
 import { PROJECTED_TOKEN_VOLUME } from './token.ts'
-import { applyInjection, reservedNameClashes, STATUS_ANNOTATION, stripInjection } from './pod.ts'
+import { applyInjection, reservedNameClashes, STATUS_ANNOTATION, stripInjection, topUpMounts } from './pod.ts'
 import { readAnnotations, showValue } from './read.ts'
 import { parseGoBool } from './settings.ts'
 import { buildSpec, type AgentSpec } from './spec.ts'
@@ -117,11 +117,12 @@ export function injectPod(input: EngineInput): EngineResult {
   const annotations = (metadata?.annotations ?? {}) as JsonObject
   const podSpec = pod.spec as JsonObject
   const status = annotations[STATUS_ANNOTATION]
-  // A pod injected before (status set) is stripped and injected again; a pod
-  // never injected must not already use our names.
+  // The spec is built from the pod without any earlier injection; a pod never
+  // injected must not already use our names.
+  const userSpec = status === undefined ? podSpec : structuredClone(podSpec)
   let hadProjectedToken = false
   if (status !== undefined) {
-    hadProjectedToken = stripInjection(podSpec).includes(PROJECTED_TOKEN_VOLUME)
+    hadProjectedToken = stripInjection(userSpec).includes(PROJECTED_TOKEN_VOLUME)
   } else {
     const clashes = reservedNameClashes(podSpec)
     if (clashes.length > 0) {
@@ -129,10 +130,21 @@ export function injectPod(input: EngineInput): EngineResult {
     }
   }
   const reading = readAnnotations(annotations, input.annotationDefaults ?? {}, input.settings)
-  const built = buildSpec(reading, podSpec, input.settings, { isJob: ownedByJob(pod, input.workloadKind), keepProjectedToken: hadProjectedToken })
+  const built = buildSpec(reading, userSpec, input.settings, { isJob: ownedByJob(pod, input.workloadKind), keepProjectedToken: hadProjectedToken })
   if (!built.spec) return restoreManagedFields(result('deny', built.errors.join('; '), structuredClone(original), built.warnings), managedFields)
+
+  let toppedUp: string[] = []
   try {
-    applyInjection(pod, built.spec)
+    if (status === 'injected') {
+      // Already injected (a reinvocation, or a manifest injected offline): the
+      // API server and later webhooks have changed the pod since, so it is not
+      // rebuilt; only containers added since get the secrets volume.
+      toppedUp = topUpMounts(podSpec, built.spec)
+    } else {
+      // Any other status (e.g. "update") asks for a fresh injection.
+      if (status !== undefined) pod.spec = userSpec
+      applyInjection(pod, built.spec)
+    }
   } catch (error) {
     if (!(error instanceof RenderError)) throw error
     return restoreManagedFields(result('deny', error.message, structuredClone(original), built.warnings), managedFields)
@@ -142,9 +154,9 @@ export function injectPod(input: EngineInput): EngineResult {
   const patch = diff(base, pod)
   const summary = summarize(built.spec, reading.effective())
   const out: EngineResult = { decision: 'inject', reason: `injected ${summary.mode} with ${summary.secrets.length} secret(s)`, pod, patch, warnings: built.warnings, agent: summary }
-  if (status === 'injected' && patch.length === 0) {
-    out.decision = 'skip'
-    out.reason = 'already injected'
+  if (status === 'injected') {
+    out.decision = patch.length === 0 ? 'skip' : 'inject'
+    out.reason = patch.length === 0 ? 'already injected' : `already injected; added the secrets volume to ${toppedUp.join(', ')}`
   } else if (status !== undefined) {
     out.reason = `re-injected (${STATUS_ANNOTATION} was ${JSON.stringify(status)}): ${out.reason}`
   }

@@ -78,4 +78,20 @@ export function applyInjection(pod: JsonObject, spec: AgentSpec): void {
   annotations[STATUS_ANNOTATION] = 'injected'
 }
 
-export { INIT_NAME }
+// Containers that should have the secrets volume but lack it (added after the
+// injection, e.g. by a later webhook) get it. Returns their names.
+export function topUpMounts(podSpec: JsonObject, spec: AgentSpec): string[] {
+  const wanted = appMounts(spec)
+  const changed: string[] = []
+  const consider = (container: Named): void => {
+    if (OWNED_CONTAINERS.has(String(container.name))) return
+    const have = Array.isArray(container.volumeMounts) ? (container.volumeMounts as Named[]) : []
+    const missing = wanted.filter((m) => !have.some((h) => h.name === m.name && h.mountPath === m.mountPath))
+    if (missing.length === 0) return
+    appendMounts(container, missing)
+    changed.push(String(container.name))
+  }
+  for (const c of list(podSpec, 'containers')) if (spec.appContainers.includes(String(c.name))) consider(c)
+  if (spec.prePopulate || spec.native) list(podSpec, 'initContainers').forEach(consider)
+  return changed
+}
