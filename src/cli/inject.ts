@@ -68,7 +68,7 @@ export function formatYaml(outcome: InjectOutcome): string {
   return outcome.documents
     .map((doc) => {
       // Unchanged documents keep their comments and layout.
-      const text = !outcome.changed.has(doc.index) && doc.source ? doc.source.toString() : stringify(doc.object, { lineWidth: 0 })
+      const text = !outcome.changed.has(doc.index) && doc.source ? doc.source.toString().replace(/^---(\s*\n|\s+)/, '') : stringify(doc.object, { lineWidth: 0 })
       return text.endsWith('\n') ? text : text + '\n'
     })
     .join('---\n')

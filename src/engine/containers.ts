@@ -51,7 +51,8 @@ function copiedMounts(spec: AgentSpec, pod: JsonObject): JsonObject[] {
 // Mounts shared by both agents after their home and token mounts.
 function commonMounts(spec: AgentSpec, pod: JsonObject): JsonObject[] {
   const mounts: JsonObject[] = []
-  if (spec.irsaMount) mounts.push({ name: spec.irsaMount.name, mountPath: spec.irsaMount.mountPath, readOnly: true })
+  // The IRSA token may already be the agents' token mount (same volume).
+  if (spec.irsaMount && spec.irsaMount.name !== spec.token.volumeName) mounts.push({ name: spec.irsaMount.name, mountPath: spec.irsaMount.mountPath, readOnly: true })
   mounts.push(...secretMounts(spec))
   if (spec.extraSecret) mounts.push({ name: 'extra-secrets', mountPath: '/vault/custom', readOnly: true })
   mounts.push(...copiedMounts(spec, pod))
