@@ -12,6 +12,8 @@ export function buildProgram(): Command {
     .description('Kubernetes mutating webhook that injects Vault Agent into annotated pods (vault-k8s compatible).')
     .version(pkg.version)
     .showHelpAfterError()
+    // Usage errors exit 2 (1 is kept for "the input was judged and failed").
+    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2))
   registerServe(program)
   registerInject(program)
   return program
