@@ -95,7 +95,7 @@ export const ANNOTATIONS: readonly AnnotationSpec[] = [
   row('role', 'pod', 'auth', str, 'Vault role for Kubernetes auth (required for kubernetes auth).'),
   row('auth-type', 'pod', 'auth', str, 'Vault auth method type.', { setting: 'authType' }),
   row('auth-path', 'pod', 'auth', str, 'Mount path of the auth method.', { setting: 'authPath' }),
-  row('auth-config', 'key', 'auth', str, 'auth_auth.method.config.<key> ("-" becomes "_").'),
+  row('auth-config', 'key', 'auth', str, 'auto_auth.method.config.<key> ("-" becomes "_").'),
   row('auth-min-backoff', 'pod', 'auth', v.durationType, 'auto_auth min_backoff.', { setting: 'authMinBackoff', emptyOmits: true }),
   row('auth-max-backoff', 'pod', 'auth', v.durationType, 'auto_auth max_backoff.', { setting: 'authMaxBackoff', emptyOmits: true }),
   row('agent-auto-auth-exit-on-err', 'pod', 'auth', bool, 'auto_auth.method.exit_on_err.', { defaultValue: 'false' }),

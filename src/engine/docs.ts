@@ -1,0 +1,62 @@
+// The annotation and settings reference, generated from the two tables.
+// docs/annotations.md is this function's output (`npm run docs`); a test keeps
+// it current.
+import { ANNOTATIONS, fullName, type AnnotationSpec, type Group } from './annotations.ts'
+import { SETTINGS } from './settings.ts'
+
+const GROUP_TITLES: Record<Group, string> = {
+  core: 'Core and control',
+  secrets: 'Secrets and templates',
+  vault: 'Vault connection and TLS',
+  auth: 'Authentication',
+  runtime: 'Resources, security and runtime',
+  cache: 'Cache and listener',
+  telemetry: 'Telemetry',
+  'vault-injector': 'vault-injector\'s own (not in vault-k8s)',
+}
+
+function keyOf(a: AnnotationSpec): string {
+  if (a.scope === 'secret') return `\`${fullName(a)}-<name>\``
+  if (a.scope === 'key') return `\`${fullName(a)}-<key>\``
+  if (a.scope === 'both') return `\`${fullName(a)}\`, \`${fullName(a)}-<name>\``
+  return `\`${fullName(a)}\``
+}
+
+function defaultOf(a: AnnotationSpec): string {
+  const setting = a.setting ? SETTINGS.find((s) => s.key === a.setting) : undefined
+  if (setting) return `${setting.defaultValue === '' ? 'unset' : `\`${setting.defaultValue}\``} (\`${setting.env}\`)`
+  if (a.defaultValue !== undefined) return `\`${a.defaultValue}\``
+  return '—'
+}
+
+function acceptsOf(a: AnnotationSpec): string {
+  const text = a.type.accepts.replace(/^is not (accepted )?/, '').replace(/^an? /, '')
+  const base = text === '' ? 'text' : text
+  return a.emptyOmits ? `${base}; "" omits` : base
+}
+
+const escapeCell = (text: string): string => text.replace(/\|/g, '\\|')
+
+export function annotationsMarkdown(): string {
+  const lines = [
+    '# Annotation and settings reference',
+    '',
+    '<!-- Generated from src/engine/annotations.ts and src/engine/settings.ts by `npm run docs`. Do not edit. -->',
+    '',
+    `vault-injector reads the ${ANNOTATIONS.filter((a) => a.prefix === 'vault.hashicorp.com/').length} \`vault.hashicorp.com/\` annotations of vault-k8s with the same names, defaults and meanings, plus its own under \`vault-injector.dev/\`. A value that does not parse denies the pod with a message naming the annotation, the value and what is accepted. Precedence: the pod's annotation, then the namespace default from the policy file, then the injector-wide setting, then the built-in default.`,
+    '',
+  ]
+  for (const group of Object.keys(GROUP_TITLES) as Group[]) {
+    lines.push(`## ${GROUP_TITLES[group]}`, '', '| Annotation | Default | Accepts | Meaning |', '|---|---|---|---|')
+    for (const a of ANNOTATIONS.filter((x) => x.group === group)) {
+      lines.push(`| ${keyOf(a)} | ${escapeCell(defaultOf(a))} | ${escapeCell(acceptsOf(a))} | ${escapeCell(a.doc)} |`)
+    }
+    lines.push('')
+  }
+  lines.push('## Injector settings', '', 'Each setting is an environment variable (as in vault-k8s; it wins) and a flag of `vault-injector serve` and `vault-injector inject`.', '', '| Environment | Flag | Default | Meaning |', '|---|---|---|---|')
+  for (const s of SETTINGS) {
+    lines.push(`| \`${s.env}\` | \`--${s.flag}\` | ${s.defaultValue === '' ? 'unset' : `\`${escapeCell(s.defaultValue)}\``} | ${escapeCell(s.doc)}${s.ours ? ' *(vault-injector)*' : ''} |`)
+  }
+  lines.push('')
+  return lines.join('\n')
+}
