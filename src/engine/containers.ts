@@ -1,5 +1,6 @@
 // The injected parts: agent containers, their volumes and mounts, with
 // vault-k8s's names, paths and order.
+import { jsonClone } from './clone.ts'
 import fastJsonPatch from 'fast-json-patch'
 import { agentConfig, CACHE_PATH, encodeConfig, TOKEN_SINK } from './config.ts'
 import type { AgentSpec } from './spec.ts'
@@ -45,7 +46,7 @@ function copiedMounts(spec: AgentSpec, pod: JsonObject): JsonObject[] {
   const all = [...((podSpec.containers as JsonObject[]) ?? []), ...((podSpec.initContainers as JsonObject[]) ?? [])]
   const source = all.find((c) => c.name === spec.copyVolumeMountsFrom)
   const mounts = Array.isArray(source?.volumeMounts) ? (source.volumeMounts as JsonObject[]) : []
-  return mounts.filter((m) => !String(m.mountPath).includes('serviceaccount') && !OWNED_VOLUME.test(String(m.name))).map((m) => structuredClone(m))
+  return mounts.filter((m) => !String(m.mountPath).includes('serviceaccount') && !OWNED_VOLUME.test(String(m.name))).map((m) => jsonClone(m))
 }
 
 // Mounts shared by both agents after their home and token mounts.
@@ -80,7 +81,7 @@ function env(spec: AgentSpec, init: boolean): JsonObject[] {
   if (spec.configMap) out.push(...configMapEnv(spec))
   else out.push({ name: 'VAULT_CONFIG', value: encodeConfig(agentConfig(spec, init)) })
   if (spec.vaultCACertBytes) out.push({ name: 'VAULT_CACERT_BYTES', value: spec.vaultCACertBytes })
-  out.push(...spec.awsEnv.map((e) => structuredClone(e)))
+  out.push(...spec.awsEnv.map((e) => jsonClone(e)))
   return out
 }
 

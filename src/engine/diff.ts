@@ -5,7 +5,9 @@
 // `replace` of every later element, which overwrites user data in the patch.
 // Here arrays keep their common prefix and suffix and only the middle changes,
 // so an insertion is one `add` at its index and user elements are never
-// rewritten. The walk is linear in the size of the documents: a pod with
+// rewritten. Values in the ops share structure with `to` (the caller's fresh
+// mutated pod) instead of being copied: the patch is serialized, never edited.
+// The walk is linear in the size of the documents: a pod with
 // thousands of env vars costs one comparison per value.
 import type { Operation } from 'fast-json-patch'
 
@@ -47,7 +49,7 @@ function walk(from: Json, to: Json, path: string, ops: Operation[]): void {
   if (Array.isArray(from) && Array.isArray(to)) return diffArrays(from, to, path, ops)
   if (isObject(from) && isObject(to)) return diffObjects(from, to, path, ops)
   if (deepEqual(from, to)) return
-  ops.push({ op: 'replace', path, value: structuredClone(to) })
+  ops.push({ op: 'replace', path, value: to })
 }
 
 function diffObjects(from: Record<string, Json>, to: Record<string, Json>, path: string, ops: Operation[]): void {
@@ -56,7 +58,7 @@ function diffObjects(from: Record<string, Json>, to: Record<string, Json>, path:
   }
   for (const [key, value] of Object.entries(to)) {
     const child = `${path}/${escape(key)}`
-    if (!(key in from)) ops.push({ op: 'add', path: child, value: structuredClone(value) })
+    if (!(key in from)) ops.push({ op: 'add', path: child, value })
     else walk(from[key], value, child, ops)
   }
 }
@@ -93,7 +95,7 @@ function diffNamedArrays(from: Json[], to: Json[], path: string, ops: Operation[
       settled++
     } else {
       const atEnd = settled === kept.length
-      ops.push({ op: 'add', path: atEnd ? `${path}/-` : `${path}/${i}`, value: structuredClone(item) })
+      ops.push({ op: 'add', path: atEnd ? `${path}/-` : `${path}/${i}`, value: item })
     }
   }
   return true
@@ -120,6 +122,6 @@ function diffArrays(from: Json[], to: Json[], path: string, ops: Operation[]): v
   for (let i = paired; i < added; i++) {
     // With no common tail the insertion point is the end of the array.
     const index = head + i
-    ops.push({ op: 'add', path: tail === 0 ? `${path}/-` : `${path}/${index}`, value: structuredClone(to[index]) })
+    ops.push({ op: 'add', path: tail === 0 ? `${path}/-` : `${path}/${index}`, value: to[index] })
   }
 }

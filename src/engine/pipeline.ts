@@ -1,6 +1,7 @@
 // The one pipeline, in order: decide → read annotations → build the agent spec
 // → strip an earlier injection → render and add → diff the original against
 // the result. The webhook, the CLI and the tests all enter here.
+import { jsonClone } from './clone.ts'
 import { OUR_PREFIX, VAULT_PREFIX } from './annotations.ts'
 import { RenderError } from './containers.ts'
 import { diff } from './diff.ts'
@@ -61,7 +62,7 @@ function mode(spec: AgentSpec): string {
   return spec.prePopulate ? 'init+sidecar' : 'sidecar-only'
 }
 
-function summarize(spec: AgentSpec, effective: Record<string, string>): AgentSummary {
+function summarize(spec: AgentSpec, effective: () => Record<string, string>): AgentSummary {
   const token = spec.token
   return {
     role: spec.role || spec.authConfig.role || '',
@@ -79,7 +80,10 @@ function summarize(spec: AgentSpec, effective: Record<string, string>): AgentSum
     },
     secrets: spec.secrets.map((s) => ({ name: s.name, path: s.path, file: s.destination, template: s.templateKind, pathsRead: [...s.pathsRead] })),
     appContainers: [...spec.appContainers],
-    annotations: effective,
+    get annotations() {
+      // Computed on demand: only policy checks and explain read it.
+      return effective()
+    },
     tlsSkipVerify: spec.tlsSkipVerify,
     hasResourceLimits: spec.resources.limits.cpu !== undefined && spec.resources.limits.memory !== undefined,
   }
@@ -106,7 +110,7 @@ function gate(input: EngineInput, pod: JsonObject): EngineResult | undefined {
 export function injectPod(input: EngineInput): EngineResult {
   if (!isObject(input.pod)) return result('deny', 'invalid pod: not a JSON object', {})
   const original = input.pod
-  const pod = structuredClone(original)
+  const pod = jsonClone(original)
   // managedFields can be huge and is never ours: keep it out of the diff.
   const metadata = isObject(pod.metadata) ? pod.metadata : undefined
   const managedFields = metadata?.managedFields
@@ -119,7 +123,7 @@ export function injectPod(input: EngineInput): EngineResult {
   const status = annotations[STATUS_ANNOTATION]
   // The spec is built from the pod without any earlier injection; a pod never
   // injected must not already use our names.
-  const userSpec = status === undefined ? podSpec : structuredClone(podSpec)
+  const userSpec = status === undefined ? podSpec : jsonClone(podSpec)
   let hadProjectedToken = false
   if (status !== undefined) {
     hadProjectedToken = stripInjection(userSpec).includes(PROJECTED_TOKEN_VOLUME)
@@ -131,7 +135,7 @@ export function injectPod(input: EngineInput): EngineResult {
   }
   const reading = readAnnotations(annotations, input.annotationDefaults ?? {}, input.settings)
   const built = buildSpec(reading, userSpec, input.settings, { isJob: ownedByJob(pod, input.workloadKind), keepProjectedToken: hadProjectedToken })
-  if (!built.spec) return restoreManagedFields(result('deny', built.errors.join('; '), structuredClone(original), built.warnings), managedFields)
+  if (!built.spec) return restoreManagedFields(result('deny', built.errors.join('; '), jsonClone(original), built.warnings), managedFields)
 
   let toppedUp: string[] = []
   try {
@@ -147,12 +151,13 @@ export function injectPod(input: EngineInput): EngineResult {
     }
   } catch (error) {
     if (!(error instanceof RenderError)) throw error
-    return restoreManagedFields(result('deny', error.message, structuredClone(original), built.warnings), managedFields)
+    return restoreManagedFields(result('deny', error.message, jsonClone(original), built.warnings), managedFields)
   }
-  const base = structuredClone(original)
+  // The original without managedFields; a shallow copy is enough, diff never writes.
+  const base = isObject(original.metadata) ? { ...original, metadata: { ...original.metadata } } : original
   if (isObject(base.metadata)) delete base.metadata.managedFields
   const patch = diff(base, pod)
-  const summary = summarize(built.spec, reading.effective())
+  const summary = summarize(built.spec, () => reading.effective())
   const out: EngineResult = { decision: 'inject', reason: `injected ${summary.mode} with ${summary.secrets.length} secret(s)`, pod, patch, warnings: built.warnings, agent: summary }
   if (status === 'injected') {
     out.decision = patch.length === 0 ? 'skip' : 'inject'

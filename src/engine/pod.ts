@@ -1,5 +1,6 @@
 // Mutating the raw pod JSON: strip what an earlier injection added, then add
 // this injection's parts. Fields we do not own are never touched.
+import { jsonClone } from './clone.ts'
 import { appMounts, initContainer, INIT_NAME, OWNED_CONTAINERS, OWNED_VOLUME, sidecarContainer, volumes } from './containers.ts'
 import type { AgentSpec } from './spec.ts'
 import type { JsonObject } from './types.ts'
@@ -52,7 +53,7 @@ export function reservedNameClashes(podSpec: JsonObject): string[] {
 
 function appendMounts(container: Named, mounts: JsonObject[]): void {
   const current = Array.isArray(container.volumeMounts) ? (container.volumeMounts as JsonObject[]) : []
-  container.volumeMounts = [...current, ...mounts.map((m) => structuredClone(m))]
+  container.volumeMounts = [...current, ...mounts.map((m) => jsonClone(m))]
 }
 
 export function applyInjection(pod: JsonObject, spec: AgentSpec): void {

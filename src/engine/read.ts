@@ -63,6 +63,7 @@ export function readAnnotations(
   }
 
   const parsed = new Map<string, unknown>()
+  const matched = new Set<string>()
   const perSecret = new Map<string, Map<string, string>>()
   const keyed = new Map<string, Map<string, string>>()
   for (const [key, entry] of [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
@@ -71,6 +72,7 @@ export function readAnnotations(
       warnings.push(`${key}: unknown annotation, ignored`)
       continue
     }
+    matched.add(key)
     const { spec, suffix } = match
     const value = parseEntry(spec, entry.raw)
     if (value === INVALID) {
@@ -89,6 +91,7 @@ export function readAnnotations(
   }
 
   const keyOf = (name: string, prefix?: string): string => (prefix ?? 'vault.hashicorp.com/') + name
+  const defaultsParsed = new Map<string, unknown>()
   const reading: Reading = {
     errors,
     warnings,
@@ -100,10 +103,12 @@ export function readAnnotations(
         const value = parsed.get(key)
         return value === '' && !spec.emptyOmits && spec.type.accepts !== '' ? undefined : (value as T)
       }
-      const text = settingText(settings, spec)
-      if (text === undefined) return undefined
-      const value = parseEntry(spec, text)
-      return value === INVALID ? undefined : (value as T)
+      if (!defaultsParsed.has(key)) {
+        const text = settingText(settings, spec)
+        const value = text === undefined ? INVALID : parseEntry(spec, text)
+        defaultsParsed.set(key, value === INVALID ? undefined : value)
+      }
+      return defaultsParsed.get(key) as T | undefined
     },
     isSet: (name, prefix) => parsed.has(keyOf(name, prefix)),
     perSecret: (name) => perSecret.get(name) ?? new Map(),
@@ -115,7 +120,7 @@ export function readAnnotations(
         if (text !== undefined && text !== '') out[key] = text
       }
       for (const [key, entry] of entries) {
-        if (!POD_ROWS.has(key) && matchAnnotation(key)) out[key] = entry.raw
+        if (!POD_ROWS.has(key) && matched.has(key)) out[key] = entry.raw
       }
       return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
     },

@@ -129,7 +129,10 @@ t.test('idempotent and deterministic', async (t) => {
 function keepsUserFields(before: Obj, after: Obj): boolean {
   const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
   for (const key of Object.keys(before)) if (key !== 'metadata' && key !== 'spec' && !same(before[key], after[key])) return false
-  for (const [k, v] of Object.entries(before.metadata.annotations ?? {})) if (after.metadata.annotations[k] !== v) return false
+  for (const [k, v] of Object.entries(before.metadata.annotations ?? {})) {
+    // The status annotation is the injector's own.
+    if (k !== 'vault.hashicorp.com/agent-inject-status' && after.metadata.annotations[k] !== v) return false
+  }
   if (!same(before.metadata.managedFields, after.metadata.managedFields)) return false
   for (const key of Object.keys(before.spec)) {
     if (['containers', 'initContainers', 'volumes', 'shareProcessNamespace'].includes(key)) continue
