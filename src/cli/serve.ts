@@ -1,9 +1,90 @@
+// `vault-injector serve` (what `npm start` runs): the admission webhook.
+//
+// Certificates, in order: AGENT_INJECT_TLS_CERT_FILE/KEY_FILE (reloaded when
+// they change), AGENT_INJECT_TLS_AUTO (a CA and short-lived certificates kept
+// in a Secret, caBundle patched), or, with neither, an embedded CA and
+// certificate for localhost in certs/ and a server on 127.0.0.1:8080.
 import type { Command } from 'commander'
+import { DEFAULT_VAULT_ADDRESS, type Settings } from '../engine/settings.ts'
+import { ensureEmbeddedCerts } from '../tls/embedded.ts'
+import { FileCertSource, type Logger } from '../tls/files.ts'
+import type { CertSource } from '../tls/source.ts'
+import { createLogger } from '../webhook/logger.ts'
+import { buildServer, type ServerOptions } from '../webhook/server.ts'
+import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
 
-// Placeholder until the webhook server lands.
+// SIGTERM to exit: the pod's terminationGracePeriodSeconds is 30 by default.
+const SHUTDOWN_GRACE_MS = 25_000
+
+
+interface Startup {
+  settings: Settings
+  certSource: CertSource
+  notes: string[]
+}
+
+async function certSourceFor(settings: Settings, listenSet: boolean, logger: Logger): Promise<Startup> {
+  const notes: string[] = []
+  if (settings.tlsCertFile || settings.tlsKeyFile) {
+    if (!settings.tlsCertFile || !settings.tlsKeyFile) throw new SettingsError('AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE go together')
+    return { settings, certSource: new FileCertSource({ certFile: settings.tlsCertFile, keyFile: settings.tlsKeyFile, logger }), notes }
+  }
+  if (settings.tlsAuto) {
+    const { createAutoTlsSource } = await import('../kube/auto-tls.ts')
+    return { settings, certSource: createAutoTlsSource(settings, logger), notes }
+  }
+  const certs = ensureEmbeddedCerts(new URL('../../certs/', import.meta.url).pathname)
+  notes.push(`${certs.created ? 'generated' : 'reusing'} a local CA and serving certificate: the CA is ${certs.caFile}`)
+  const local = listenSet ? settings : { ...settings, listen: '127.0.0.1:8080' }
+  return { settings: local, certSource: new FileCertSource({ certFile: certs.certFile, keyFile: certs.keyFile, caFile: certs.caFile, logger }), notes }
+}
+
+export async function runServe(settings: Settings, listenSet: boolean, extra: Partial<ServerOptions> = {}): Promise<void> {
+  const logger = createLogger(settings)
+  const startup = await certSourceFor(settings, listenSet, logger)
+  const server = await buildServer({ settings: startup.settings, certSource: startup.certSource, logger, ...extra })
+  for (const note of startup.notes) server.app.log.info(note)
+  const vaultNote = startup.settings.vaultAddress === DEFAULT_VAULT_ADDRESS ? ' (the default; set AGENT_INJECT_VAULT_ADDR)' : ''
+  server.app.log.info({ vaultAddress: startup.settings.vaultAddress }, `agents will use Vault at ${startup.settings.vaultAddress}${vaultNote}`)
+  const address = await server.listen()
+  server.app.log.info({ address }, `vault-injector serving AdmissionReviews on ${address}/mutate`)
+
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    server.app.log.info({ signal }, 'shutting down: finishing reviews in flight')
+    const force = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS)
+    force.unref()
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
 export function register(program: Command): void {
-  program.command('serve').description('Run the HTTPS admission webhook.').action(() => {
-    process.stderr.write('serve: not implemented yet\n')
-    process.exitCode = 2
+  const command = program
+    .command('serve')
+    .description('Run the HTTPS admission webhook (POST /mutate, GET /health/ready, GET /metrics). Every flag has an AGENT_INJECT_* environment variable, which wins.')
+  addSettingsOptions(command)
+  command.action(async (opts: Record<string, unknown>) => {
+    let settings: Settings
+    try {
+      settings = settingsFromOptions(opts)
+    } catch (error) {
+      if (!(error instanceof SettingsError)) throw error
+      process.stderr.write(`vault-injector serve: ${error.message}\n`)
+      process.exit(2)
+    }
+    const listenSet = process.env.AGENT_INJECT_LISTEN !== undefined || typeof opts.listen === 'string'
+    try {
+      await runServe(settings, listenSet)
+    } catch (error) {
+      process.stderr.write(`vault-injector serve: ${(error as Error).message}\n`)
+      process.exit(error instanceof SettingsError ? 2 : 1)
+    }
   })
 }

@@ -1,0 +1,197 @@
+// AdmissionReview in, AdmissionReview out. No HTTP here: the server, the
+// `review` command and the tests call this one function, so they answer alike.
+import { injectPod } from '../engine/index.ts'
+import type { Settings } from '../engine/settings.ts'
+import type { EngineResult, JsonObject } from '../engine/types.ts'
+import type { PolicyEvaluator, PolicyFinding } from '../policy/types.ts'
+
+const API_VERSIONS = new Set(['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'])
+// Real pods nest about a dozen levels; anything far deeper is hostile.
+export const MAX_DEPTH = 100
+const MAX_WARNING_CHARS = 256
+
+export interface AdmissionDeps {
+  settings: Settings
+  policy?: PolicyEvaluator | undefined
+  namespaceLabels?: ((namespace: string) => Readonly<Record<string, string>>) | undefined
+}
+
+// The audit record: who asked for which secret, and what was decided. It
+// holds names and Vault paths, never annotation values or secret contents.
+export interface AuditRecord {
+  uid: string
+  namespace: string
+  pod: string
+  serviceAccount: string
+  user?: string
+  operation: string
+  dryRun: boolean
+  role?: string
+  secretPaths?: string[]
+  decision: 'inject' | 'skip' | 'deny' | 'ignore' | 'error'
+  reason: string
+  warnings: number
+  policyFindings?: PolicyFinding[]
+  injectionType?: string
+}
+
+export interface AdmissionOutcome {
+  // HTTP status: 200 for every well-formed review (the verdict is inside),
+  // 400 for a body that is not one.
+  statusCode: number
+  body: JsonObject
+  audit?: AuditRecord
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function badRequest(message: string): AdmissionOutcome {
+  return { statusCode: 400, body: { error: 'Bad Request', message } }
+}
+
+// Iterative, so a hostile document cannot exhaust the stack here.
+export function depthExceeds(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]]
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!
+    if (typeof node !== 'object' || node === null) continue
+    if (depth > limit) return true
+    for (const child of Object.values(node)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
+  }
+  return false
+}
+
+function podLabel(pod: JsonObject): string {
+  const metadata = isObject(pod.metadata) ? pod.metadata : {}
+  if (typeof metadata.name === 'string' && metadata.name !== '') return metadata.name
+  if (typeof metadata.generateName === 'string') return `${metadata.generateName}*`
+  return ''
+}
+
+function cleanWarning(text: string): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f]/g, ' ')
+  return clean.length > MAX_WARNING_CHARS ? clean.slice(0, MAX_WARNING_CHARS - 1) + '…' : clean
+}
+
+function respond(review: JsonObject, response: JsonObject): JsonObject {
+  return { apiVersion: review.apiVersion, kind: 'AdmissionReview', response }
+}
+
+interface Request {
+  uid: string
+  namespace: string
+  operation: string
+  dryRun: boolean
+  kind: string
+  object?: JsonObject
+  user?: string
+}
+
+function readRequest(review: unknown): Request | string {
+  if (!isObject(review)) return 'the body is not a JSON object'
+  if (review.kind !== 'AdmissionReview' || typeof review.apiVersion !== 'string' || !API_VERSIONS.has(review.apiVersion)) {
+    return 'expected an AdmissionReview of apiVersion admission.k8s.io/v1 or admission.k8s.io/v1beta1'
+  }
+  const request = review.request
+  if (!isObject(request)) return 'the AdmissionReview has no request'
+  if (typeof request.uid !== 'string' || request.uid === '') return 'request.uid is missing'
+  const kind = isObject(request.kind) ? request.kind : {}
+  const object = request.object
+  if (object !== undefined && object !== null && !isObject(object)) return 'request.object is not an object'
+  const user = isObject(request.userInfo) && typeof request.userInfo.username === 'string' ? request.userInfo.username : undefined
+  return {
+    uid: request.uid,
+    namespace: typeof request.namespace === 'string' ? request.namespace : '',
+    operation: typeof request.operation === 'string' ? request.operation : '',
+    dryRun: request.dryRun === true,
+    kind: `${typeof kind.group === 'string' ? kind.group : ''}/${typeof kind.kind === 'string' ? kind.kind : ''}`,
+    ...(isObject(object) ? { object } : {}),
+    ...(user !== undefined ? { user } : {}),
+  }
+}
+
+function baseAudit(req: Request, pod: JsonObject | undefined): AuditRecord {
+  const spec = pod && isObject(pod.spec) ? pod.spec : {}
+  const namespace = req.namespace || (pod && isObject(pod.metadata) && typeof pod.metadata.namespace === 'string' ? pod.metadata.namespace : '')
+  return {
+    uid: req.uid,
+    namespace,
+    pod: pod ? podLabel(pod) : '',
+    serviceAccount: typeof spec.serviceAccountName === 'string' ? spec.serviceAccountName : 'default',
+    ...(req.user !== undefined ? { user: req.user } : {}),
+    operation: req.operation,
+    dryRun: req.dryRun,
+    decision: 'ignore',
+    reason: '',
+    warnings: 0,
+  }
+}
+
+// Requests the webhook is not for are allowed unchanged, with the reason in
+// the audit line: the MutatingWebhookConfiguration should not send them.
+function ignored(review: JsonObject, req: Request, reason: string): AdmissionOutcome {
+  const audit = baseAudit(req, req.object)
+  audit.reason = reason
+  return { statusCode: 200, body: respond(review, { uid: req.uid, allowed: true }), audit }
+}
+
+export function admit(body: unknown, deps: AdmissionDeps): AdmissionOutcome {
+  const req = readRequest(body)
+  if (typeof req === 'string') return badRequest(req)
+  const review = body as JsonObject
+  if (req.kind !== '/Pod') return ignored(review, req, `not a Pod (${req.kind.replace(/^\//, '')})`)
+  if (req.operation !== 'CREATE') return ignored(review, req, `operation ${req.operation || '(none)'} is not mutated (only CREATE)`)
+  if (!req.object) return badRequest('request.object is missing')
+  if (depthExceeds(req.object, MAX_DEPTH)) return badRequest(`request.object nests deeper than ${MAX_DEPTH} levels`)
+  return decide(review, req, req.object, deps)
+}
+
+function decide(review: JsonObject, req: Request, pod: JsonObject, deps: AdmissionDeps): AdmissionOutcome {
+  const audit = baseAudit(req, pod)
+  const namespaceLabels = deps.namespaceLabels?.(audit.namespace) ?? {}
+  const context = { namespace: audit.namespace, namespaceLabels }
+  const annotationDefaults = deps.policy?.annotationDefaults(context) ?? {}
+  const result = injectPod({ pod, namespace: audit.namespace, settings: deps.settings, annotationDefaults })
+  const warnings = [...result.warnings]
+  fillAudit(audit, result)
+  if (result.decision === 'inject' && deps.policy) {
+    const verdict = deps.policy.evaluate({ ...context, pod }, result)
+    audit.policyFindings = verdict.findings
+    warnings.push(...verdict.warnings)
+    if (verdict.denied !== undefined) return deny(review, req, audit, verdict.denied, 403, warnings)
+  }
+  audit.warnings = warnings.length
+  if (result.decision === 'deny') return deny(review, req, audit, result.reason, 400, warnings)
+  const response: JsonObject = { uid: req.uid, allowed: true }
+  if (result.patch.length > 0) {
+    response.patchType = 'JSONPatch'
+    response.patch = Buffer.from(JSON.stringify(result.patch)).toString('base64')
+  }
+  if (warnings.length > 0) response.warnings = warnings.map(cleanWarning)
+  return { statusCode: 200, body: respond(review, response), audit }
+}
+
+function fillAudit(audit: AuditRecord, result: EngineResult): void {
+  audit.decision = result.decision
+  audit.reason = result.reason
+  if (result.agent) {
+    audit.role = result.agent.role
+    audit.secretPaths = [...new Set(result.agent.secrets.flatMap((s) => s.pathsRead))]
+    audit.injectionType = result.agent.injectionType
+  }
+}
+
+function deny(review: JsonObject, req: Request, audit: AuditRecord, message: string, code: number, warnings: string[]): AdmissionOutcome {
+  audit.decision = 'deny'
+  audit.reason = message
+  audit.warnings = warnings.length
+  const response: JsonObject = {
+    uid: req.uid,
+    allowed: false,
+    status: { code, message, reason: code === 403 ? 'Forbidden' : 'BadRequest' },
+  }
+  if (warnings.length > 0) response.warnings = warnings.map(cleanWarning)
+  return { statusCode: 200, body: respond(review, response), audit }
+}

@@ -1,0 +1,160 @@
+// The HTTPS server: fastify, TLS from a CertSource (swapped in place when it
+// rotates), POST /mutate, health and metrics. Every error path answers; none
+// can take the process down.
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Server as HttpsServer } from 'node:https'
+import type { Logger as PinoLogger } from 'pino'
+import type { Settings } from '../engine/settings.ts'
+import type { PolicyEvaluator } from '../policy/types.ts'
+import type { CertPair, CertSource } from '../tls/source.ts'
+import { admit, type AdmissionOutcome } from './admission.ts'
+import { createMetrics, type WebhookMetrics } from './metrics.ts'
+
+export interface ServerOptions {
+  settings: Settings
+  certSource: CertSource
+  // Read per request, so a reloaded policy takes effect at once.
+  policy?: () => PolicyEvaluator | undefined
+  namespaceLabels?: (namespace: string) => Readonly<Record<string, string>>
+  // One JSON-lines logger for the whole process (see createLogger).
+  logger: PinoLogger
+}
+
+export interface WebhookServer {
+  app: FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, PinoLogger>
+  metrics: WebhookMetrics
+  listen(): Promise<string>
+  // Stop accepting, finish the reviews in flight, then close.
+  close(): Promise<void>
+}
+
+// Slow clients get this long to send headers, and the whole request.
+const HEADERS_TIMEOUT_MS = 10_000
+const REQUEST_TIMEOUT_MS = 30_000
+// Longer than the API server's idle connection reuse, so it rarely races a close.
+const KEEP_ALIVE_TIMEOUT_MS = 65_000
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen.trim())
+  const port = Number(match?.[3])
+  if (!match || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`listen address "${listen}" is not host:port (e.g. :8080, 127.0.0.1:8080)`)
+  const host = match[1] ?? match[2] ?? ''
+  return { host: host === '' ? '::' : host, port }
+}
+
+function tlsOptions(settings: Settings, pair: CertPair): { cert: string; key: string; minVersion: 'TLSv1.2' | 'TLSv1.3'; ciphers?: string } {
+  return {
+    cert: pair.certPem,
+    key: pair.keyPem,
+    minVersion: settings.tlsMinVersion === 'tls13' ? 'TLSv1.3' : 'TLSv1.2',
+    ...(settings.tlsCipherSuites ? { ciphers: settings.tlsCipherSuites.split(',').map((c) => c.trim()).join(':') } : {}),
+  }
+}
+
+function errorAnswer(error: FastifyError): { statusCode: number; message: string } {
+  const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { statusCode, message: 'request body is larger than the limit (AGENT_INJECT_MAX_BODY_BYTES)' }
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { statusCode: 415, message: 'Content-Type must be application/json' }
+  if (statusCode >= 500) return { statusCode, message: 'internal error' }
+  return { statusCode, message: error.message }
+}
+
+export async function buildServer(options: ServerOptions): Promise<WebhookServer> {
+  const { settings, certSource } = options
+  const first = await certSource.ready()
+  const app = Fastify({
+    https: tlsOptions(settings, first),
+    loggerInstance: options.logger,
+    // One audit line per review instead of fastify's two lines per request.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: settings.maxBodyBytes,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    return503OnClosing: true,
+  })
+  // JSON only: anything else gets 415, never a parse attempt.
+  app.removeContentTypeParser('text/plain')
+  const server = app.server
+  server.headersTimeout = HEADERS_TIMEOUT_MS
+  certSource.onChange((pair) => {
+    server.setSecureContext(tlsOptions(settings, pair))
+    app.log.info('serving certificate swapped in')
+  })
+
+  const metrics = createMetrics()
+  let inFlight = 0
+  let closing = false
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const answer = errorAnswer(error)
+    if (answer.statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    else request.log.warn({ statusCode: answer.statusCode, reason: answer.message, url: request.url }, 'request rejected')
+    void reply.code(answer.statusCode).send({ error: answer.statusCode, message: answer.message })
+  })
+  app.setNotFoundHandler((request, reply) => void reply.code(404).send({ error: 404, message: `no route for ${request.method} ${request.url}` }))
+
+  // A bound on reviews processed at once: beyond it the API server gets a 503
+  // at once (and retries or applies failurePolicy) instead of a slow answer.
+  const release = (request: FastifyRequest): void => {
+    if ((request as { counted?: boolean }).counted) {
+      ;(request as { counted?: boolean }).counted = false
+      inFlight--
+      metrics.queueLength.set(inFlight)
+    }
+  }
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url !== '/mutate') return
+    if (inFlight >= settings.maxConcurrentRequests) {
+      return reply.code(503).header('retry-after', '1').send({ error: 503, message: 'too many reviews in flight' })
+    }
+    ;(request as { counted?: boolean }).counted = true
+    inFlight++
+    metrics.queueLength.set(inFlight)
+  })
+  app.addHook('onResponse', async (request) => release(request))
+  app.addHook('onRequestAbort', async (request) => release(request))
+
+  app.post('/mutate', async (request: FastifyRequest, reply: FastifyReply) => {
+    const started = performance.now()
+    const outcome = admit(request.body, {
+      settings,
+      policy: options.policy?.(),
+      namespaceLabels: options.namespaceLabels,
+    })
+    const durationMs = performance.now() - started
+    record(metrics, outcome, durationMs)
+    if (outcome.audit) request.log.info({ ...outcome.audit, durationMs: Number(durationMs.toFixed(3)) }, 'admission')
+    else request.log.warn({ statusCode: outcome.statusCode, reason: outcome.body.message }, 'request rejected')
+    metrics.requestSeconds.labels(String(outcome.statusCode), outcome.audit?.decision ?? 'invalid').observe(durationMs / 1000)
+    return reply.code(outcome.statusCode).send(outcome.body)
+  })
+
+  app.get('/health/ready', async (_request, reply) => reply.code(closing || !certSource.current() ? 503 : 204).send())
+  app.get('/health/live', async (_request, reply) => reply.code(204).send())
+  app.get(settings.telemetryPath || '/metrics', async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
+
+  return {
+    app,
+    metrics,
+    async listen() {
+      const { host, port } = parseListen(settings.listen)
+      return app.listen({ host, port })
+    },
+    async close() {
+      closing = true
+      await app.close()
+      await certSource.close()
+    },
+  }
+}
+
+function record(metrics: WebhookMetrics, outcome: AdmissionOutcome, durationMs: number): void {
+  metrics.processingMs.observe(durationMs)
+  const audit = outcome.audit
+  if (!audit) return
+  if (audit.decision === 'inject' && audit.injectionType) metrics.injections.labels(audit.namespace, audit.injectionType).inc()
+  if (audit.decision === 'deny') metrics.failedInjections.labels(audit.namespace).inc()
+}
