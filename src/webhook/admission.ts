@@ -70,6 +70,13 @@ function podLabel(pod: JsonObject): string {
   return ''
 }
 
+// Denial messages quote the offending value for the user who sent it; the log
+// keeps the annotation name and drops the value, since a mistaken annotation
+// may hold a secret.
+export function redactValues(text: string): string {
+  return text.replace(/"(?:[^"\\]|\\.)*"…?/g, '"(value not logged)"')
+}
+
 function cleanWarning(text: string): string {
   const clean = text.replace(/[\u0000-\u001f\u007f]/g, ' ')
   return clean.length > MAX_WARNING_CHARS ? clean.slice(0, MAX_WARNING_CHARS - 1) + '…' : clean
@@ -175,7 +182,7 @@ function decide(review: JsonObject, req: Request, pod: JsonObject, deps: Admissi
 
 function fillAudit(audit: AuditRecord, result: EngineResult): void {
   audit.decision = result.decision
-  audit.reason = result.reason
+  audit.reason = redactValues(result.reason)
   if (result.agent) {
     audit.role = result.agent.role
     audit.secretPaths = [...new Set(result.agent.secrets.flatMap((s) => s.pathsRead))]
@@ -185,7 +192,7 @@ function fillAudit(audit: AuditRecord, result: EngineResult): void {
 
 function deny(review: JsonObject, req: Request, audit: AuditRecord, message: string, code: number, warnings: string[]): AdmissionOutcome {
   audit.decision = 'deny'
-  audit.reason = message
+  audit.reason = redactValues(message)
   audit.warnings = warnings.length
   const response: JsonObject = {
     uid: req.uid,
