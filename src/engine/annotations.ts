@@ -138,7 +138,9 @@ export function fullName(spec: AnnotationSpec): string {
 
 const BY_FULL_NAME = new Map(ANNOTATIONS.filter((a) => a.scope !== 'secret' && a.scope !== 'key').map((a) => [fullName(a), a]))
 // Longest first, so "agent-inject-template-file-x" is not read as a template "file-x".
-const PREFIX_ROWS = ANNOTATIONS.filter((a) => a.scope !== 'pod').sort((a, b) => b.name.length - a.name.length)
+const PREFIX_ROWS = ANNOTATIONS.filter((a) => a.scope !== 'pod')
+  .sort((a, b) => b.name.length - a.name.length)
+  .map((spec) => ({ spec, head: fullName(spec) + '-' }))
 
 export interface AnnotationMatch {
   spec: AnnotationSpec
@@ -150,9 +152,8 @@ export interface AnnotationMatch {
 export function matchAnnotation(key: string): AnnotationMatch | undefined {
   const exact = BY_FULL_NAME.get(key)
   if (exact) return { spec: exact }
-  for (const spec of PREFIX_ROWS) {
-    const head = fullName(spec) + '-'
-    if (key.startsWith(head) && key.length > head.length) return { spec, suffix: key.slice(head.length) }
+  for (const { spec, head } of PREFIX_ROWS) {
+    if (key.length > head.length && key.startsWith(head)) return { spec, suffix: key.slice(head.length) }
   }
   return undefined
 }

@@ -7,7 +7,12 @@ export const TOKEN_SINK = '/home/vault/.vault-token'
 export const CACHE_PATH = '/vault/agent-cache'
 
 function compact(object: JsonObject): JsonObject {
-  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined && value !== '' && value !== false))
+  const out: JsonObject = {}
+  for (const key in object) {
+    const value = object[key]
+    if (value !== undefined && value !== '' && value !== false) out[key] = value
+  }
+  return out
 }
 
 function autoAuth(spec: AgentSpec): JsonObject {

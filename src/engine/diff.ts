@@ -14,6 +14,7 @@ import type { Operation } from 'fast-json-patch'
 type Json = unknown
 
 function escape(token: string): string {
+  if (!token.includes('~') && !token.includes('/')) return token
   return token.replace(/~/g, '~0').replace(/\//g, '~1')
 }
 

@@ -1,7 +1,7 @@
 // The one pipeline, in order: decide → read annotations → build the agent spec
 // → strip an earlier injection → render and add → diff the original against
 // the result. The webhook, the CLI and the tests all enter here.
-import { jsonClone } from './clone.ts'
+import { copyForMutation, jsonClone } from './clone.ts'
 import { OUR_PREFIX, VAULT_PREFIX } from './annotations.ts'
 import { RenderError } from './containers.ts'
 import { diff } from './diff.ts'
@@ -110,7 +110,7 @@ function gate(input: EngineInput, pod: JsonObject): EngineResult | undefined {
 export function injectPod(input: EngineInput): EngineResult {
   if (!isObject(input.pod)) return result('deny', 'invalid pod: not a JSON object', {})
   const original = input.pod
-  const pod = jsonClone(original)
+  const pod = copyForMutation(original)
   // managedFields can be huge and is never ours: keep it out of the diff.
   const metadata = isObject(pod.metadata) ? pod.metadata : undefined
   const managedFields = metadata?.managedFields
@@ -135,7 +135,7 @@ export function injectPod(input: EngineInput): EngineResult {
   }
   const reading = readAnnotations(annotations, input.annotationDefaults ?? {}, input.settings)
   const built = buildSpec(reading, userSpec, input.settings, { isJob: ownedByJob(pod, input.workloadKind), keepProjectedToken: hadProjectedToken })
-  if (!built.spec) return restoreManagedFields(result('deny', built.errors.join('; '), jsonClone(original), built.warnings), managedFields)
+  if (!built.spec) return restoreManagedFields(result('deny', built.errors.join('; '), copyForMutation(original), built.warnings), managedFields)
 
   let toppedUp: string[] = []
   try {
@@ -151,7 +151,7 @@ export function injectPod(input: EngineInput): EngineResult {
     }
   } catch (error) {
     if (!(error instanceof RenderError)) throw error
-    return restoreManagedFields(result('deny', error.message, jsonClone(original), built.warnings), managedFields)
+    return restoreManagedFields(result('deny', error.message, copyForMutation(original), built.warnings), managedFields)
   }
   // The original without managedFields; a shallow copy is enough, diff never writes.
   const base = isObject(original.metadata) ? { ...original, metadata: { ...original.metadata } } : original

@@ -23,6 +23,8 @@ export interface Reading {
   warnings: string[]
   // Effective parsed value of a pod-scoped annotation ("both" rows: the global one).
   get<T>(name: string, prefix?: string): T | undefined
+  // get() without the memo.
+  lookup<T>(name: string, prefix?: string): T | undefined
   // True when the pod itself (or a namespace default) sets it.
   isSet(name: string, prefix?: string): boolean
   // Per-secret values: suffix (raw secret name) → raw value.
@@ -92,10 +94,19 @@ export function readAnnotations(
 
   const keyOf = (name: string, prefix?: string): string => (prefix ?? 'vault.hashicorp.com/') + name
   const defaultsParsed = new Map<string, unknown>()
+  // get() is called some eighty times per pod: remember each answer.
+  const answers = new Map<string, unknown>()
   const reading: Reading = {
     errors,
     warnings,
     get<T>(name: string, prefix?: string): T | undefined {
+      const memoKey = prefix === undefined ? name : prefix + name
+      if (answers.has(memoKey)) return answers.get(memoKey) as T | undefined
+      const value = this.lookup<T>(name, prefix)
+      answers.set(memoKey, value)
+      return value
+    },
+    lookup<T>(name: string, prefix?: string): T | undefined {
       const key = keyOf(name, prefix)
       const spec = POD_ROWS.get(key)
       if (!spec) throw new Error(`engine bug: ${key} is not a pod-scoped annotation`)
