@@ -3,6 +3,7 @@
 import { Command } from 'commander'
 import { readFileSync } from 'node:fs'
 import { register as registerInject } from './cli/inject.ts'
+import { register as registerRegister } from './cli/register.ts'
 import { register as registerServe } from './cli/serve.ts'
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2))
   registerServe(program)
   registerInject(program)
+  registerRegister(program)
   return program
 }
 
