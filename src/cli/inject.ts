@@ -2,16 +2,13 @@
 // runs on manifests, so CI sees what the cluster will do.
 import { Option, type Command } from 'commander'
 import { stringify } from 'yaml'
-import { injectPod } from '../engine/index.ts'
-import type { Settings } from '../engine/settings.ts'
 import type { JsonObject } from '../engine/types.ts'
-import { displayName, InputError, namespaceOf, podOf, readManifests, type ManifestDocument } from './manifests.ts'
+import { loadPolicyFile, PolicyError } from '../policy/load.ts'
+import { evaluate, parseLabels, UsageError, type EvaluateOptions } from './evaluate.ts'
+import { InputError, readManifests, type ManifestDocument } from './manifests.ts'
 import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
 
-export interface InjectOptions {
-  settings: Settings
-  namespace: string
-}
+export type InjectOptions = EvaluateOptions
 
 export interface InjectOutcome {
   documents: ManifestDocument[]
@@ -40,27 +37,22 @@ export function injectDocuments(documents: ManifestDocument[], options: InjectOp
 }
 
 function injectOne(object: unknown, label: string, options: InjectOptions, outcome: InjectOutcome): boolean {
-  const location = podOf(object)
-  if (!location) return false
-  const name = displayName(object)
-  const result = injectPod({
-    pod: location.pod,
-    namespace: namespaceOf(object, options.namespace),
-    settings: options.settings,
-    workloadKind: location.kind,
-  })
-  for (const warning of result.warnings) outcome.diagnostics.push(`${label} (${name}): warning: ${warning}`)
-  if (result.decision === 'deny') {
+  const e = evaluate(object, options)
+  if (!e) return false
+  const where = `${label} (${e.name})`
+  for (const warning of e.warnings) outcome.diagnostics.push(`${where}: warning: ${warning}`)
+  for (const finding of e.verdict?.findings ?? []) if (finding.mode === 'audit') outcome.diagnostics.push(`${where}: audit: ${finding.message}`)
+  if (e.decision === 'deny') {
     outcome.denied++
-    outcome.diagnostics.push(`${label} (${name}): denied: ${result.reason}`)
+    outcome.diagnostics.push(`${where}: denied: ${e.reason}`)
     return false
   }
-  if (result.decision === 'skip') {
-    outcome.diagnostics.push(`${label} (${name}): skipped: ${result.reason}`)
+  if (e.decision === 'skip') {
+    outcome.diagnostics.push(`${where}: skipped: ${e.reason}`)
     return false
   }
-  location.replace(result.pod)
-  outcome.diagnostics.push(`${label} (${name}): ${result.reason}`)
+  e.location.replace(e.result.pod)
+  outcome.diagnostics.push(`${where}: ${e.reason}`)
   return true
 }
 
@@ -90,6 +82,8 @@ export function register(program: Command): void {
     .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
     .option('-n, --namespace <name>', 'namespace for documents that name none', 'default')
     .option('-q, --quiet', 'print only warnings and denials on stderr')
+    .option('--policy <file>', 'an InjectorPolicy to apply, as the webhook does with AGENT_INJECT_POLICY_FILE')
+    .option('--namespace-labels <k=v,...>', 'labels of the namespace, for policy rules that select by label')
   addSettingsOptions(command, ['namespace', 'podName'])
   command.action((opts: Record<string, unknown>) => {
     process.exitCode = runInject(opts)
@@ -100,10 +94,11 @@ function runInject(opts: Record<string, unknown>): number {
   let outcome: InjectOutcome
   try {
     const settings = settingsFromOptions(opts)
+    const policy = typeof opts.policy === 'string' ? loadPolicyFile(opts.policy) : undefined
     const documents = readManifests(opts.filename as string[])
-    outcome = injectDocuments(documents, { settings, namespace: String(opts.namespace) })
+    outcome = injectDocuments(documents, { settings, namespace: String(opts.namespace), policy, namespaceLabels: parseLabels(opts.namespaceLabels as string | undefined) })
   } catch (error) {
-    if (error instanceof InputError || error instanceof SettingsError) {
+    if (error instanceof InputError || error instanceof SettingsError || error instanceof PolicyError || error instanceof UsageError) {
       process.stderr.write(`vault-injector inject: ${error.message}\n`)
       return 2
     }

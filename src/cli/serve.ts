@@ -9,6 +9,8 @@ import { DEFAULT_VAULT_ADDRESS, type Settings } from '../engine/settings.ts'
 import { ensureEmbeddedCerts } from '../tls/embedded.ts'
 import { FileCertSource, type Logger } from '../tls/files.ts'
 import type { CertSource } from '../tls/source.ts'
+import type { NamespaceLabels } from '../kube/namespaces.ts'
+import { PolicyWatcher } from '../policy/load.ts'
 import { createLogger } from '../webhook/logger.ts'
 import { buildServer, type ServerOptions } from '../webhook/server.ts'
 import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
@@ -39,10 +41,34 @@ async function certSourceFor(settings: Settings, listenSet: boolean, logger: Log
   return { settings: local, certSource: new FileCertSource({ certFile: certs.certFile, keyFile: certs.keyFile, caFile: certs.caFile, logger }), notes }
 }
 
+// Label selectors in the policy need namespace labels: watched when a cluster
+// is configured; without one (local runs) a namespace has only its name label.
+async function namespaceLabelsIfCluster(logger: Logger): Promise<NamespaceLabels | undefined> {
+  const { loadKubeConfig } = await import('../kube/client.ts')
+  let kc
+  try {
+    kc = loadKubeConfig()
+  } catch {
+    logger.info({}, 'no cluster configured: policy label selectors see only kubernetes.io/metadata.name')
+    return undefined
+  }
+  const { watchNamespaceLabels } = await import('../kube/namespaces.ts')
+  return watchNamespaceLabels(kc, logger)
+}
+
 export async function runServe(settings: Settings, listenSet: boolean, extra: Partial<ServerOptions> = {}): Promise<void> {
   const logger = createLogger(settings)
   const startup = await certSourceFor(settings, listenSet, logger)
-  const server = await buildServer({ settings: startup.settings, certSource: startup.certSource, logger, ...extra })
+  const policy = startup.settings.policyFile ? new PolicyWatcher(startup.settings.policyFile, logger) : undefined
+  const namespaces = policy ? await namespaceLabelsIfCluster(logger) : undefined
+  const server = await buildServer({
+    settings: startup.settings,
+    certSource: startup.certSource,
+    logger,
+    ...(policy ? { policy: () => policy.current() } : {}),
+    ...(namespaces ? { namespaceLabels: namespaces.labels } : {}),
+    ...extra,
+  })
   for (const note of startup.notes) server.app.log.info(note)
   const vaultNote = startup.settings.vaultAddress === DEFAULT_VAULT_ADDRESS ? ' (the default; set AGENT_INJECT_VAULT_ADDR)' : ''
   server.app.log.info({ vaultAddress: startup.settings.vaultAddress }, `agents will use Vault at ${startup.settings.vaultAddress}${vaultNote}`)

@@ -157,7 +157,7 @@ export function admit(body: unknown, deps: AdmissionDeps): AdmissionOutcome {
 
 function decide(review: JsonObject, req: Request, pod: JsonObject, deps: AdmissionDeps): AdmissionOutcome {
   const audit = baseAudit(req, pod)
-  const namespaceLabels = deps.namespaceLabels?.(audit.namespace) ?? {}
+  const namespaceLabels = deps.namespaceLabels?.(audit.namespace) ?? { 'kubernetes.io/metadata.name': audit.namespace }
   const context = { namespace: audit.namespace, namespaceLabels }
   const annotationDefaults = deps.policy?.annotationDefaults(context) ?? {}
   const result = injectPod({ pod, namespace: audit.namespace, settings: deps.settings, annotationDefaults })

@@ -52,9 +52,12 @@ t.test('the Deployment: 2 replicas, probes, non-root, read-only, resources; serv
   t.same(load('pdb.yaml')[0]!.spec.selector.matchLabels, deployment.spec.selector.matchLabels)
 })
 
-t.test('RBAC grants only what auto-TLS uses, by name where RBAC allows', async (t) => {
+t.test('RBAC grants only what auto-TLS and the namespace-label watch use, by name where RBAC allows', async (t) => {
   const [clusterRole, , role] = load('rbac.yaml')
-  t.same(clusterRole!.rules, [{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['vault-injector'], verbs: ['get', 'patch'] }])
+  t.same(clusterRole!.rules, [
+    { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['vault-injector'], verbs: ['get', 'patch'] },
+    { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+  ])
   for (const rule of role!.rules) {
     if (rule.verbs.includes('create')) t.same(rule.verbs, ['create'], 'create is alone (it cannot take resourceNames)')
     else t.ok(rule.resourceNames?.length, `${rule.resources} limited by name`)

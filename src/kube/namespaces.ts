@@ -1,0 +1,26 @@
+// Namespace labels for policy rules that select namespaces by label, kept in
+// memory by a watch (a client-node informer): the admission path reads the
+// cache and never calls the API.
+import { CoreV1Api, makeInformer, type KubeConfig, type V1Namespace } from '@kubernetes/client-node'
+import type { Logger } from '../tls/files.ts'
+import { apiErrorText } from './client.ts'
+
+export interface NamespaceLabels {
+  labels(namespace: string): Readonly<Record<string, string>>
+  stop(): Promise<void>
+}
+
+export function watchNamespaceLabels(kc: KubeConfig, logger: Logger): NamespaceLabels {
+  const api = kc.makeApiClient(CoreV1Api)
+  const informer = makeInformer<V1Namespace>(kc, '/api/v1/namespaces', () => api.listNamespace())
+  informer.on('error', (error: unknown) => {
+    logger.warn({ err: apiErrorText(error) }, 'namespace watch failed; retrying in 5 s')
+    setTimeout(() => void informer.start().catch(() => {}), 5000).unref()
+  })
+  void informer.start().catch((error: unknown) => logger.warn({ err: apiErrorText(error) }, 'namespace watch did not start'))
+  return {
+    // A namespace not seen yet (created a moment ago) has the one label the API server always sets.
+    labels: (namespace) => informer.get(namespace)?.metadata?.labels ?? { 'kubernetes.io/metadata.name': namespace },
+    stop: () => informer.stop(),
+  }
+}

@@ -1,0 +1,90 @@
+// Loading the policy file (YAML or JSON), validated against
+// schemas/policy.schema.json, and keeping it current while the webhook runs.
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import { readFileSync, statSync } from 'node:fs'
+import { parse } from 'yaml'
+import type { Logger } from '../tls/files.ts'
+import { Policy, type PolicyDocument } from './policy.ts'
+
+export class PolicyError extends Error {}
+
+const schema = JSON.parse(readFileSync(new URL('../../schemas/policy.schema.json', import.meta.url), 'utf8')) as object
+const validate = new Ajv2020({ allErrors: true, strict: false }).compile<PolicyDocument>(schema)
+
+export function parsePolicy(text: string, origin: string): Policy {
+  let document: unknown
+  try {
+    document = parse(text)
+  } catch (error) {
+    throw new PolicyError(`${origin}: not valid YAML: ${(error as Error).message.split('\n')[0]}`)
+  }
+  if (!validate(document)) {
+    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'allowedValues' in e.params ? ` (${(e.params.allowedValues as string[]).join(', ')})` : ''}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`)
+    throw new PolicyError(`${origin}: not a valid InjectorPolicy: ${problems.join('; ')}`)
+  }
+  const names = new Set<string>()
+  for (const rule of document.spec.rules) {
+    if (names.has(rule.name)) throw new PolicyError(`${origin}: rule name "${rule.name}" is used twice`)
+    names.add(rule.name)
+  }
+  return new Policy(document)
+}
+
+export function loadPolicyFile(path: string): Policy {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new PolicyError(`cannot read policy ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`)
+  }
+  return parsePolicy(text, path)
+}
+
+// The webhook's view of the policy file: polled, reloaded on change; a broken
+// file is reported and the last good policy stays in force.
+export class PolicyWatcher {
+  #path: string
+  #logger: Logger
+  #policy: Policy | undefined
+  #seen = ''
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(path: string, logger: Logger, pollIntervalMs = 1000) {
+    this.#path = path
+    this.#logger = logger
+    this.#policy = loadPolicyFile(path)
+    this.#seen = this.#stamp()
+    logger.info({ policy: path, name: this.#policy.name }, 'policy loaded')
+    this.#timer = setInterval(() => this.poll(), pollIntervalMs)
+    this.#timer.unref()
+  }
+
+  #stamp(): string {
+    try {
+      const s = statSync(this.#path)
+      return `${s.ino}:${s.size}:${s.mtimeMs}`
+    } catch {
+      return 'missing'
+    }
+  }
+
+  poll(): void {
+    const stamp = this.#stamp()
+    if (stamp === this.#seen) return
+    this.#seen = stamp
+    try {
+      this.#policy = loadPolicyFile(this.#path)
+      this.#logger.info({ policy: this.#path, name: this.#policy.name }, 'policy reloaded')
+    } catch (error) {
+      this.#logger.error({ policy: this.#path, err: (error as Error).message }, 'policy not reloaded; the last good policy stays in force')
+    }
+  }
+
+  current(): Policy | undefined {
+    return this.#policy
+  }
+
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer)
+  }
+}
