@@ -2,8 +2,10 @@
 // exports `register(program)`; this file only assembles them.
 import { Command } from 'commander'
 import { readFileSync } from 'node:fs'
+import { register as registerExplain } from './cli/explain.ts'
 import { register as registerInject } from './cli/inject.ts'
 import { register as registerRegister } from './cli/register.ts'
+import { register as registerReview } from './cli/review.ts'
 import { register as registerServe } from './cli/serve.ts'
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -18,6 +20,8 @@ export function buildProgram(): Command {
   registerServe(program)
   registerInject(program)
   registerRegister(program)
+  registerExplain(program)
+  registerReview(program)
   return program
 }
 

@@ -1,0 +1,77 @@
+// `vault-injector explain -f FILE`: for every pod or pod template, whether it
+// would be injected and exactly what, or why not.
+import type { Command } from 'commander'
+import type { AgentSummary } from '../engine/types.ts'
+import { loadPolicyFile, PolicyError } from '../policy/load.ts'
+import { evaluate, parseLabels, UsageError, type Evaluation, type EvaluateOptions } from './evaluate.ts'
+import { InputError, readManifests } from './manifests.ts'
+import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
+
+function containersLine(e: Evaluation): string {
+  type Agent = { name?: string; restartPolicy?: string }
+  const spec = e.result.pod.spec as { containers?: Agent[]; initContainers?: Agent[] }
+  const agents = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].filter((c) => c.name === 'vault-agent' || c.name === 'vault-agent-init')
+  return agents.map((c) => (c.restartPolicy === 'Always' ? `${c.name} (native sidecar)` : c.name)).join(', ')
+}
+
+function tokenLine(agent: AgentSummary): string {
+  const t = agent.tokenSource
+  const how = t.kind === 'projected' ? `projected token for the agents only${t.audience ? `, audience ${t.audience}` : ''}, ${t.expirationSeconds ?? 3600} s` : t.kind === 'named-volume' ? `volume ${t.volume} (agent-service-account-token-volume-name)` : `the pod's own token mount (${t.volume})`
+  return `${t.tokenPath}: ${how}`
+}
+
+export function explainOne(e: Evaluation): string {
+  const lines = [`${e.name} (namespace ${e.namespace}): ${e.decision === 'inject' ? 'INJECTED' : e.decision === 'skip' ? 'not injected' : 'DENIED'}`]
+  const agent = e.result.agent
+  if (e.decision === 'inject' && agent) {
+    lines.push(`  agents: ${containersLine(e)} (mode ${agent.mode})`)
+    lines.push(`  auth: ${agent.authType} at ${agent.authPath}, role ${agent.role || '(from auth-config)'}; Vault ${agent.vaultAddress}`)
+    lines.push(`  token: ${tokenLine(agent)}`)
+    lines.push(`  secrets into ${agent.appContainers.join(', ') || '(no app container)'}:`)
+    for (const s of agent.secrets) {
+      const template = s.template.startsWith('file:') ? `template file ${s.template.slice(5)}` : s.template === 'inline' ? 'inline template' : `${s.template.replace('default-', 'default ')} template`
+      lines.push(`    ${s.file} ← ${s.path || '(template only)'} (${template}${s.pathsRead.length > (s.path ? 1 : 0) ? `; reads ${s.pathsRead.join(', ')}` : ''})`)
+    }
+    if (agent.secrets.length === 0) lines.push('    (none: token only)')
+  } else {
+    lines.push(`  why: ${e.reason}`)
+  }
+  for (const w of e.warnings) lines.push(`  warning: ${w}`)
+  for (const f of e.verdict?.findings ?? []) if (f.mode === 'audit') lines.push(`  audit: ${f.message}`)
+  return lines.join('\n')
+}
+
+export function register(program: Command): void {
+  const command = program
+    .command('explain')
+    .description('For every pod or pod template in the files, say whether it would be injected and exactly what (agents, secrets → files, auth and token), or why not (annotation, policy rule, namespace).')
+    .requiredOption('-f, --filename <path...>', 'file, directory or - for stdin; repeatable')
+    .option('-n, --namespace <name>', 'namespace for documents that name none', 'default')
+    .option('--policy <file>', 'an InjectorPolicy, as AGENT_INJECT_POLICY_FILE')
+    .option('--namespace-labels <k=v,...>', 'labels of the namespace, for policy label selectors')
+  addSettingsOptions(command, ['namespace', 'podName'])
+  command.action((opts: Record<string, unknown>) => {
+    try {
+      const options: EvaluateOptions = {
+        settings: settingsFromOptions(opts),
+        namespace: String(opts.namespace),
+        policy: typeof opts.policy === 'string' ? loadPolicyFile(opts.policy) : undefined,
+        namespaceLabels: parseLabels(opts.namespaceLabels as string | undefined),
+      }
+      const blocks: string[] = []
+      for (const doc of readManifests(opts.filename as string[])) {
+        const object = doc.object as { kind?: unknown; items?: unknown[] }
+        const items = object?.kind === 'List' && Array.isArray(object.items) ? object.items : [object]
+        for (const item of items) {
+          const e = evaluate(item, options)
+          if (e) blocks.push(explainOne(e))
+        }
+      }
+      process.stdout.write((blocks.length > 0 ? blocks.join('\n\n') : 'no pods or pod templates found') + '\n')
+    } catch (error) {
+      if (!(error instanceof InputError || error instanceof SettingsError || error instanceof PolicyError || error instanceof UsageError)) throw error
+      process.stderr.write(`vault-injector explain: ${error.message}\n`)
+      process.exitCode = 2
+    }
+  })
+}
