@@ -7,6 +7,7 @@ import { register as registerInject } from './cli/inject.ts'
 import { register as registerRegister } from './cli/register.ts'
 import { register as registerReview } from './cli/review.ts'
 import { register as registerServe } from './cli/serve.ts'
+import { register as registerTest } from './cli/test.ts'
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerRegister(program)
   registerExplain(program)
   registerReview(program)
+  registerTest(program)
   return program
 }
 

@@ -1,0 +1,31 @@
+// `vault-injector test DIR|FILE`: run injector test suites. Exit 0 when all
+// pass, 1 when any fails, 2 when a suite is malformed.
+import { Option, type Command } from 'commander'
+import { writeFileSync } from 'node:fs'
+import { formatJunit, formatTap, formatText, runSuites, SuiteError } from './test-suite.ts'
+
+export function register(program: Command): void {
+  program
+    .command('test')
+    .description('Run injector test suites (*injector-test.yaml, searched recursively): expectations on injection, denials, warnings, JSON pointers and golden output, plus built-in checks (idempotent, deterministic, valid Pod). Exit 0 all pass, 1 any fails, 2 malformed suite.')
+    .argument('<path>', 'a suite file, or a directory to search')
+    .addOption(new Option('-o, --output <format>', 'report format').choices(['text', 'junit', 'tap']).default('text'))
+    .option('--output-file <file>', 'write the report to a file instead of stdout (a text summary still goes to stdout)')
+    .action((path: string, opts: { output: 'text' | 'junit' | 'tap'; outputFile?: string }) => {
+      let results
+      try {
+        results = runSuites(path)
+      } catch (error) {
+        if (!(error instanceof SuiteError)) throw error
+        process.stderr.write(`vault-injector test: ${error.message}\n`)
+        process.exitCode = 2
+        return
+      }
+      const report = opts.output === 'junit' ? formatJunit(results) : opts.output === 'tap' ? formatTap(results) : formatText(results)
+      if (opts.outputFile) {
+        writeFileSync(opts.outputFile, report)
+        if (opts.output !== 'text') process.stdout.write(formatText(results))
+      } else process.stdout.write(report)
+      process.exitCode = results.some((r) => r.failures.length > 0) ? 1 : 0
+    })
+}

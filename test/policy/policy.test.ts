@@ -1,0 +1,99 @@
+import t from 'tap'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { defaultSettings, injectPod } from '../../src/engine/index.ts'
+import { loadPolicyFile, parsePolicy, PolicyWatcher } from '../../src/policy/load.ts'
+import { selectorMatches } from '../../src/policy/policy.ts'
+import { annotatedPod } from '../helpers/pods.ts'
+
+const settings = defaultSettings()
+const quiet = { info() {}, warn() {}, error() {} }
+const policyText = (rules: string): string => `apiVersion: vault-injector.dev/v1alpha1\nkind: InjectorPolicy\nmetadata: {name: test}\nspec:\n  rules:\n${rules}`
+
+function judge(policyYaml: string, annotations: Record<string, string>, namespace = 'team-a', labels: Record<string, string> = {}) {
+  const policy = parsePolicy(policyYaml, 'test')
+  const ns = { namespace, namespaceLabels: { 'kubernetes.io/metadata.name': namespace, ...labels } }
+  const pod = annotatedPod(annotations)
+  const result = injectPod({ pod, namespace, settings, annotationDefaults: policy.annotationDefaults(ns) })
+  return { result, verdict: policy.evaluate({ ...ns, pod }, result) }
+}
+
+t.test('allowed roles and secret paths, by namespace glob', async (t) => {
+  const policy = policyText(`    - name: team-a\n      namespaces: {names: ["team-*"]}\n      allow:\n        roles: ["app", "team-a-*"]\n        secretPaths: ["secret/data/team-a/**", "database/creds/team-a-*"]\n`)
+  t.same(judge(policy, { 'vault.hashicorp.com/agent-inject-secret-db': 'database/creds/team-a-ro' }).verdict.findings, [])
+  const bad = judge(policy, { 'vault.hashicorp.com/role': 'admin', 'vault.hashicorp.com/agent-inject-secret-x': 'secret/data/team-b/x', 'vault.hashicorp.com/agent-inject-template-y': '{{ with secret "secret/data/root" }}{{ end }}' })
+  t.equal(bad.verdict.findings.length, 3)
+  t.match(bad.verdict.denied, /policy rule "team-a": Vault role "admin" is not allowed in namespace team-a \(allowed: app, team-a-\*\)/)
+  t.match(bad.verdict.denied, /secret path "secret\/data\/team-b\/x" \(secret x\) is not allowed/)
+  t.match(bad.verdict.denied, /secret path "secret\/data\/root" \(secret y\)/, 'paths read by templates are checked')
+  t.same(judge(policy, { 'vault.hashicorp.com/role': 'admin' }, 'other').verdict.findings, [], 'rule does not apply elsewhere')
+})
+
+t.test('modes: enforce denies, warn warns, audit only records', async (t) => {
+  for (const [mode, denied, warnings] of [['enforce', true, 0], ['warn', false, 1], ['audit', false, 0]] as const) {
+    const { verdict } = judge(policyText(`    - name: r\n      mode: ${mode}\n      require: {noTlsSkipVerify: true}\n`), { 'vault.hashicorp.com/tls-skip-verify': 'true' })
+    t.equal(verdict.denied !== undefined, denied, mode)
+    t.equal(verdict.warnings.length, warnings, mode)
+    t.match(verdict.findings, [{ rule: 'r', mode, message: /tls-skip-verify must not be true/ }], mode)
+  }
+})
+
+t.test('requirements: limits, Jobs', async (t) => {
+  const limits = policyText(`    - name: limits\n      require: {resourceLimits: true}\n`)
+  t.equal(judge(limits, {}).verdict.denied, undefined, 'defaults set limits')
+  t.match(judge(limits, { 'vault.hashicorp.com/agent-limits-mem': '' }).verdict.denied, /limits must be set/)
+  const jobs = parsePolicy(policyText(`    - name: jobs\n      require: {jobsInitOnlyOrNative: true}\n`), 'x')
+  const pod = annotatedPod({})
+  ;(pod.metadata as any).ownerReferences = [{ kind: 'Job', name: 'j', apiVersion: 'batch/v1', uid: 'u' }]
+  const ns = { namespace: 'team-a', namespaceLabels: {} }
+  t.match(jobs.evaluate({ ...ns, pod }, injectPod({ pod, namespace: 'team-a', settings })).denied, /Job pods must use/)
+  ;(pod.metadata as any).annotations['vault.hashicorp.com/agent-pre-populate-only'] = 'true'
+  t.equal(jobs.evaluate({ ...ns, pod }, injectPod({ pod, namespace: 'team-a', settings })).denied, undefined)
+})
+
+t.test('namespace defaults: pod annotations win, later rules win', async (t) => {
+  const policy = policyText(`    - name: a\n      defaults: {vault.hashicorp.com/auth-path: auth/a, vault.hashicorp.com/ca-cert: /vault/tls/ca.crt}\n    - name: b\n      namespaces: {selector: {matchLabels: {region: east}}}\n      defaults: {vault.hashicorp.com/auth-path: auth/east}\n`)
+  const config = (r: ReturnType<typeof judge>) => JSON.parse(Buffer.from((r.result.pod as any).spec.containers[1].env.find((e: any) => e.name === 'VAULT_CONFIG').value, 'base64').toString())
+  t.equal(config(judge(policy, {})).auto_auth.method.mount_path, 'auth/a')
+  t.equal(config(judge(policy, {}, 'team-a', { region: 'east' })).auto_auth.method.mount_path, 'auth/east')
+  t.equal(config(judge(policy, { 'vault.hashicorp.com/auth-path': 'auth/pod' }, 'team-a', { region: 'east' })).auto_auth.method.mount_path, 'auth/pod')
+  t.equal(config(judge(policy, {})).vault.ca_cert, '/vault/tls/ca.crt')
+})
+
+t.test('label selectors', async (t) => {
+  const labels = { env: 'prod', team: 'a' }
+  t.ok(selectorMatches({ matchLabels: { env: 'prod' } }, labels))
+  t.notOk(selectorMatches({ matchLabels: { env: 'dev' } }, labels))
+  t.ok(selectorMatches({ matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }, { key: 'pci', operator: 'DoesNotExist' }] }, labels))
+  t.notOk(selectorMatches({ matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['prod'] }] }, labels))
+  t.notOk(selectorMatches({ matchExpressions: [{ key: 'pci', operator: 'Exists' }] }, labels))
+})
+
+t.test('invalid policies are refused with the field named', async (t) => {
+  t.throws(() => parsePolicy('apiVersion: v1\nkind: InjectorPolicy\nspec: {rules: []}', 'p.yaml'), /p.yaml: not a valid InjectorPolicy: \/apiVersion must be equal to constant/)
+  t.throws(() => parsePolicy(policyText('    - name: r\n      mode: block\n'), 'p.yaml'), /\/spec\/rules\/0\/mode must be equal to one of the allowed values \(enforce, warn, audit\)/)
+  t.throws(() => parsePolicy(policyText('    - name: r\n      allow: {role: [x]}\n'), 'p.yaml'), /must NOT have additional properties \(role\)/)
+  t.throws(() => parsePolicy(policyText('    - name: r\n    - name: r\n'), 'p.yaml'), /rule name "r" is used twice/)
+  t.throws(() => parsePolicy(': : :', 'p.yaml'), /not valid YAML/)
+  t.throws(() => loadPolicyFile('/no/such/policy.yaml'), /cannot read policy \/no\/such\/policy.yaml: ENOENT/)
+})
+
+t.test('the watcher reloads a changed file and keeps the last good policy when it breaks', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'policy-'))
+  const file = join(dir, 'policy.yaml')
+  writeFileSync(file, policyText('    - name: one\n'))
+  const errors: string[] = []
+  const watcher = new PolicyWatcher(file, { info() {}, warn() {}, error: (_o, msg) => errors.push(msg) }, 10_000)
+  t.teardown(() => watcher.close())
+  const first = watcher.current()
+  writeFileSync(file, policyText('    - name: one\n    - name: two\n      require: {noTlsSkipVerify: true}\n'))
+  watcher.poll()
+  t.not(watcher.current(), first, 'reloaded')
+  const good = watcher.current()
+  writeFileSync(file, 'kind: Broken')
+  watcher.poll()
+  t.equal(watcher.current(), good, 'last good policy kept')
+  t.match(errors, ['policy not reloaded; the last good policy stays in force'])
+  void quiet
+})
