@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the real programs the end-to-end tests run — etcd, kube-apiserver and
+# Vault — from their Go modules through the Go module proxy, into a cache kept
+# between runs. Prints the bin directory on its last line.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.37.2}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
+VAULT_VERSION=${VAULT_VERSION:-v1.21.4}
+CACHE=${VAULT_INJECTOR_E2E_CACHE:-$HOME/.cache/vault-injector-e2e}
+BIN=$CACHE/bin
+export GOPATH=${GOPATH:-$CACHE/gopath}
+export GOCACHE=${GOCACHE:-$CACHE/gocache}
+export GOFLAGS=-mod=mod
+export CGO_ENABLED=0
+mkdir -p "$BIN"
+
+log() { echo "[e2e build] $*" >&2; }
+
+# A throwaway module that requires one program's module; kube-apiserver's
+# module needs each k8s.io staging module pinned to its published v0.x twin.
+build() { # name version-stamp module@version package [replace-lines]
+  local name=$1 stamp=$2 mod=$3 pkg=$4 replaces=${5:-}
+  if [ -x "$BIN/$name" ] && [ "$(cat "$BIN/$name.version" 2>/dev/null)" = "$stamp" ]; then
+    log "$name $stamp cached"; return
+  fi
+  local dir; dir=$(mktemp -d)
+  (
+    cd "$dir"
+    go mod init e2e-build-$name >/dev/null 2>&1
+    [ -n "$replaces" ] && printf '%s\n' "$replaces" >> go.mod
+    log "$name: resolving $mod"
+    go get "$mod" >&2
+    log "$name: building $pkg"
+    local start=$SECONDS
+    go build -trimpath -ldflags='-s -w' -o "$BIN/$name" "$pkg" >&2
+    log "$name: built in $((SECONDS - start)) s"
+  )
+  echo "$stamp" > "$BIN/$name.version"
+  rm -rf "$dir"
+}
+
+k8s_replaces() {
+  local gomod
+  gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  local minor=${K8S_VERSION#v1.}
+  sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod" | sort -u | while read -r m; do
+    echo "replace $m => $m v0.$minor"
+  done
+}
+
+build etcd "$ETCD_VERSION" "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3
+build kube-apiserver "$K8S_VERSION" "k8s.io/kubernetes@$K8S_VERSION" k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_replaces)"
+build vault "$VAULT_VERSION" "github.com/hashicorp/vault@$VAULT_VERSION" github.com/hashicorp/vault
+echo "$BIN"

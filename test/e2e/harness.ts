@@ -1,0 +1,221 @@
+// The end-to-end harness: a real etcd and kube-apiserver (as controller-
+// runtime's envtest runs them: no kubelet, pods are stored, not run), the real
+// vault-injector server as a child process, and a real Vault dev server.
+// Certificates and the kubeconfig come from the project's own src/tls/ca.ts.
+import { KubeConfig } from '@kubernetes/client-node'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import https from 'node:https'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { generateCA, generateClientCert, generateServingCert, type CertificateAuthority } from '../../src/tls/ca.ts'
+
+export const ROOT = new URL('../../', import.meta.url).pathname
+export const BIN = process.env.VAULT_INJECTOR_E2E_BIN ?? join(process.env.VAULT_INJECTOR_E2E_CACHE ?? join(process.env.HOME ?? '/root', '.cache/vault-injector-e2e'), 'bin')
+const HOUR = 3_600_000
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolve(port))
+    })
+    server.on('error', reject)
+  })
+}
+
+// Thrown by a check when waiting longer cannot help (the process died).
+export class Fatal extends Error {}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let lastError = ''
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return
+    } catch (error) {
+      if (error instanceof Fatal) throw error
+      lastError = (error as Error).message
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError}` : ''}`)
+}
+
+export function httpsGet(url: string, ca: string, options: https.RequestOptions = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca, ...options }, (res) => {
+      let body = ''
+      res.on('data', (c) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+  })
+}
+
+export interface Process {
+  child: ChildProcess
+  output: string[]
+  stop(): Promise<void>
+}
+
+export function start(command: string, args: string[], env: Record<string, string> = {}): Process {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const output: string[] = []
+  const keep = (chunk: Buffer): void => {
+    output.push(chunk.toString('utf8'))
+    if (output.length > 400) output.splice(0, output.length - 400)
+  }
+  child.stdout!.on('data', keep)
+  child.stderr!.on('data', keep)
+  return {
+    child,
+    output,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve()
+        const force = setTimeout(() => child.kill('SIGKILL'), 10_000)
+        child.once('exit', () => {
+          clearTimeout(force)
+          resolve()
+        })
+        child.kill('SIGTERM')
+      }),
+  }
+}
+
+export interface ControlPlane {
+  dir: string
+  ca: CertificateAuthority
+  apiUrl: string
+  kubeconfigPath: string
+  kubeConfig: KubeConfig
+  stop(): Promise<void>
+}
+
+// etcd + kube-apiserver on loopback ports, in a temporary directory.
+export async function startControlPlane(): Promise<ControlPlane> {
+  const dir = mkdtempSync(join(tmpdir(), 'vault-injector-e2e-'))
+  const ca = generateCA({ commonName: 'e2e cluster CA', validityMs: 24 * HOUR })
+  const serving = generateServingCert({ ca, hosts: ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default.svc'], validityMs: 24 * HOUR })
+  const admin = generateClientCert({ ca, commonName: 'e2e-admin', organizations: ['system:masters'], validityMs: 24 * HOUR })
+  const sa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const files = {
+    ca: join(dir, 'ca.crt'),
+    cert: join(dir, 'apiserver.crt'),
+    key: join(dir, 'apiserver.key'),
+    saPub: join(dir, 'sa.pub'),
+    saKey: join(dir, 'sa.key'),
+  }
+  writeFileSync(files.ca, ca.certPem)
+  writeFileSync(files.cert, serving.certPem)
+  writeFileSync(files.key, serving.keyPem)
+  writeFileSync(files.saPub, sa.publicKey.export({ type: 'spki', format: 'pem' }))
+  writeFileSync(files.saKey, sa.privateKey.export({ type: 'pkcs8', format: 'pem' }))
+
+  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()]
+  const etcd = start(join(BIN, 'etcd'), [
+    `--data-dir=${join(dir, 'etcd')}`,
+    `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
+    `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+    '--unsafe-no-fsync',
+  ])
+  const apiserver = start(join(BIN, 'kube-apiserver'), [
+    `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${apiPort}`,
+    `--cert-dir=${join(dir, 'certs')}`,
+    `--tls-cert-file=${files.cert}`,
+    `--tls-private-key-file=${files.key}`,
+    `--client-ca-file=${files.ca}`,
+    `--service-account-issuer=https://kubernetes.default.svc`,
+    `--service-account-key-file=${files.saPub}`,
+    `--service-account-signing-key-file=${files.saKey}`,
+    '--service-cluster-ip-range=10.96.0.0/24',
+    // No kube-controller-manager and a loopback address: no endpoint reconciling.
+    '--endpoint-reconciler-type=none',
+    '--authorization-mode=RBAC',
+    '--enable-admission-plugins=MutatingAdmissionWebhook,ServiceAccount',
+    '--allow-privileged=true',
+    '--disable-http2-serving',
+    '--v=0',
+  ])
+  const apiUrl = `https://127.0.0.1:${apiPort}`
+  const kubeconfig = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'e2e', cluster: { server: apiUrl, 'certificate-authority-data': Buffer.from(ca.certPem).toString('base64') } }],
+    users: [{ name: 'admin', user: { 'client-certificate-data': Buffer.from(admin.certPem).toString('base64'), 'client-key-data': Buffer.from(admin.keyPem).toString('base64') } }],
+    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: 'admin' } }],
+    'current-context': 'e2e',
+  }
+  const kubeconfigPath = join(dir, 'kubeconfig')
+  writeFileSync(kubeconfigPath, stringify(kubeconfig))
+  const kubeConfig = new KubeConfig()
+  kubeConfig.loadFromFile(kubeconfigPath)
+  const stop = async (): Promise<void> => {
+    await apiserver.stop()
+    await etcd.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    await waitFor('kube-apiserver /readyz', async () => {
+      if (apiserver.child.exitCode !== null) throw new Fatal(`kube-apiserver exited: ${apiserver.output.join('').slice(-2000)}`)
+      const r = await httpsGet(`${apiUrl}/readyz`, ca.certPem, { cert: admin.certPem, key: admin.keyPem })
+      return r.status === 200
+    }, 120_000)
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { dir, ca, apiUrl, kubeconfigPath, kubeConfig, stop }
+}
+
+export interface Injector {
+  url: string
+  ca: CertificateAuthority
+  certFile: string
+  keyFile: string
+  process: Process
+  // A new serving certificate from the same CA, written over the old files.
+  rotate(): void
+  stop(): Promise<void>
+}
+
+export async function startInjector(dir: string, env: Record<string, string> = {}): Promise<Injector> {
+  const ca = generateCA({ commonName: 'e2e webhook CA', validityMs: 24 * HOUR })
+  const certFile = join(dir, `webhook-${Date.now()}.crt`)
+  const keyFile = certFile.replace(/\.crt$/, '.key')
+  const write = (): void => {
+    const leaf = generateServingCert({ ca, hosts: ['127.0.0.1'], validityMs: HOUR })
+    writeFileSync(keyFile, leaf.keyPem)
+    writeFileSync(certFile, leaf.certPem)
+  }
+  write()
+  const port = await freePort()
+  const proc = start(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), 'serve'], {
+    AGENT_INJECT_LISTEN: `127.0.0.1:${port}`,
+    AGENT_INJECT_TLS_CERT_FILE: certFile,
+    AGENT_INJECT_TLS_KEY_FILE: keyFile,
+    ...env,
+  })
+  const url = `https://127.0.0.1:${port}`
+  await waitFor('vault-injector /health/ready', async () => {
+    if (proc.child.exitCode !== null) throw new Fatal(`vault-injector exited: ${proc.output.join('')}`)
+    return (await httpsGet(`${url}/health/ready`, ca.certPem)).status === 204
+  })
+  return { url, ca, certFile, keyFile, process: proc, rotate: write, stop: () => proc.stop() }
+}
+
+// `vault-injector register` as a user runs it, against the e2e cluster.
+export function register(kubeconfigPath: string, args: string[]): Promise<{ code: number; output: string }> {
+  const proc = start(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), 'register', ...args], { KUBECONFIG: kubeconfigPath })
+  return new Promise((resolve) => proc.child.once('exit', (code) => resolve({ code: code ?? -1, output: proc.output.join('') })))
+}
