@@ -6,6 +6,9 @@
 // certificate for localhost in certs/ and a server on 127.0.0.1:8080.
 import type { Command } from 'commander'
 import { DEFAULT_VAULT_ADDRESS, type Settings } from '../engine/settings.ts'
+import { fileURLToPath } from 'node:url'
+import { relative } from 'node:path'
+import { cipherList } from '../tls/ciphers.ts'
 import { ensureEmbeddedCerts } from '../tls/embedded.ts'
 import { FileCertSource, type Logger } from '../tls/files.ts'
 import type { CertSource } from '../tls/source.ts'
@@ -17,7 +20,8 @@ import { addSettingsOptions, settingsFromOptions, SettingsError } from './settin
 
 // SIGTERM to exit: the pod's terminationGracePeriodSeconds is 30 by default.
 const SHUTDOWN_GRACE_MS = 25_000
-
+// The embedded default's certificates: certs/ at the top of the checkout.
+const DEFAULT_CERTS_DIR = fileURLToPath(new URL('../../certs/', import.meta.url))
 
 interface Startup {
   settings: Settings
@@ -25,19 +29,38 @@ interface Startup {
   notes: string[]
 }
 
-async function certSourceFor(settings: Settings, listenSet: boolean, logger: Logger): Promise<Startup> {
+// Settings only the server reads, checked before anything starts, so a typo
+// is a usage error (exit 2) rather than a failure deep in TLS setup.
+function checkServerSettings(settings: Settings): void {
+  try {
+    cipherList(settings.tlsCipherSuites)
+  } catch (error) {
+    throw new SettingsError((error as Error).message)
+  }
+}
+
+async function certSourceFor(settings: Settings, listenSet: boolean, logger: Logger, certsDir: string): Promise<Startup> {
   const notes: string[] = []
   if (settings.tlsCertFile || settings.tlsKeyFile) {
     if (!settings.tlsCertFile || !settings.tlsKeyFile) throw new SettingsError('AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE go together')
     return { settings, certSource: new FileCertSource({ certFile: settings.tlsCertFile, keyFile: settings.tlsKeyFile, logger }), notes }
   }
   if (settings.tlsAuto) {
+    // Loaded only here: the embedded and file modes never touch cluster code.
     const { createAutoTlsSource } = await import('../kube/auto-tls.ts')
     return { settings, certSource: createAutoTlsSource(settings, logger), notes }
   }
-  const certs = ensureEmbeddedCerts(new URL('../../certs/', import.meta.url).pathname)
-  notes.push(`${certs.created ? 'generated' : 'reusing'} a local CA and serving certificate: the CA is ${certs.caFile}`)
+  const certs = ensureEmbeddedCerts(certsDir)
   const local = listenSet ? settings : { ...settings, listen: '127.0.0.1:8080' }
+  notes.push(`${certs.created ? 'generated' : 'reusing'} a local CA and serving certificate: the CA is ${certs.caFile}`)
+  // Said plainly on stderr too: this is what a first-time user needs next.
+  const caPath = relative(process.cwd(), certs.caFile) || certs.caFile
+  const url = `https://${hostForUrl(local.listen)}/mutate`
+  process.stderr.write(
+    `vault-injector: no certificate configured (AGENT_INJECT_TLS_CERT_FILE / AGENT_INJECT_TLS_AUTO), so it serves with a local CA.\n` +
+      `  CA certificate: ${certs.caFile}${certs.created ? ' (new)' : ''}\n` +
+      `  try: curl --cacert ${caPath} -H 'Content-Type: application/json' --data @examples/admission-review.json ${url}\n`,
+  )
   return { settings: local, certSource: new FileCertSource({ certFile: certs.certFile, keyFile: certs.keyFile, caFile: certs.caFile, logger }), notes }
 }
 
@@ -56,9 +79,25 @@ async function namespaceLabelsIfCluster(logger: Logger): Promise<NamespaceLabels
   return watchNamespaceLabels(kc, logger)
 }
 
-export async function runServe(settings: Settings, listenSet: boolean, extra: Partial<ServerOptions> = {}): Promise<void> {
+// host:port for a URL: "every interface" becomes 127.0.0.1, IPv6 gets brackets.
+function hostForUrl(listen: string): string {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen.trim())
+  const host = match?.[1] ?? match?.[2] ?? ''
+  const shown = host === '' || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
+  return `${shown}:${match?.[3] ?? ''}`
+}
+
+export interface ServeOptions {
+  // Whether the listen address was chosen (flag or env), not defaulted.
+  listenSet: boolean
+  // Where the embedded default keeps its CA and certificate.
+  certsDir?: string
+}
+
+export async function runServe(settings: Settings, serveOptions: ServeOptions, extra: Partial<ServerOptions> = {}): Promise<void> {
+  checkServerSettings(settings)
   const logger = createLogger(settings)
-  const startup = await certSourceFor(settings, listenSet, logger)
+  const startup = await certSourceFor(settings, serveOptions.listenSet, logger, serveOptions.certsDir ?? DEFAULT_CERTS_DIR)
   const policy = startup.settings.policyFile ? new PolicyWatcher(startup.settings.policyFile, logger) : undefined
   const namespaces = policy ? await namespaceLabelsIfCluster(logger) : undefined
   const server = await buildServer({
@@ -96,6 +135,7 @@ export function register(program: Command): void {
     .command('serve')
     .description('Run the HTTPS admission webhook (POST /mutate, GET /health/ready, GET /metrics). Every flag has an AGENT_INJECT_* environment variable, which wins.')
   addSettingsOptions(command)
+  command.option('--certs-dir <dir>', 'Where the embedded default (no certificate configured, no auto-TLS) keeps its CA and serving certificate', DEFAULT_CERTS_DIR)
   command.action(async (opts: Record<string, unknown>) => {
     let settings: Settings
     try {
@@ -107,7 +147,7 @@ export function register(program: Command): void {
     }
     const listenSet = process.env.AGENT_INJECT_LISTEN !== undefined || typeof opts.listen === 'string'
     try {
-      await runServe(settings, listenSet)
+      await runServe(settings, { listenSet, certsDir: String(opts.certsDir) })
     } catch (error) {
       process.stderr.write(`vault-injector serve: ${(error as Error).message}\n`)
       process.exit(error instanceof SettingsError ? 2 : 1)

@@ -47,6 +47,8 @@ export class FileCertSource implements CertSource {
   #options: FileSourceOptions
   #pair: CertPair | undefined
   #seen = ''
+  // The files as they were when they last failed to load: logged once, retried on every poll.
+  #failed = ''
   #listeners: ((pair: CertPair) => void)[] = []
   #timer: NodeJS.Timeout | undefined
   #first: Promise<CertPair>
@@ -61,40 +63,65 @@ export class FileCertSource implements CertSource {
     return caFile ? [certFile, keyFile, caFile] : [certFile, keyFile]
   }
 
-  // Loads the pair if the files changed since the last look.
+  // Loads the pair if the files changed since the last look; returns it when
+  // it replaces an earlier, different pair.
   #poll(): CertPair | undefined {
     const seen = fingerprint(this.#files())
     if (seen === this.#seen) return undefined
-    this.#seen = seen
+    const { certFile, logger } = this.#options
     try {
-      const pair = loadPair(this.#options.certFile, this.#options.keyFile, this.#options.caFile)
-      const changed = this.#pair !== undefined && pair.certPem !== this.#pair.certPem
+      const pair = loadPair(certFile, this.#options.keyFile, this.#options.caFile)
+      this.#seen = seen
+      this.#failed = ''
+      const changed = this.#pair !== undefined && (pair.certPem !== this.#pair.certPem || pair.keyPem !== this.#pair.keyPem)
+      const first = this.#pair === undefined
       this.#pair = pair
-      const serial = new X509Certificate(pair.certPem).serialNumber
-      this.#options.logger.info({ certFile: this.#options.certFile, serial }, changed ? 'serving certificate reloaded' : 'serving certificate loaded')
+      if (first || changed) {
+        const cert = new X509Certificate(pair.certPem)
+        const details = { certFile, serial: cert.serialNumber, notAfter: new Date(cert.validTo).toISOString() }
+        logger.info(details, changed ? 'serving certificate reloaded' : 'serving certificate loaded')
+        if (new Date(cert.validTo).getTime() < Date.now()) logger.warn(details, 'the serving certificate has expired; clients will refuse it')
+      }
       return changed ? pair : undefined
     } catch (error) {
-      // Half-written files are common mid-rotation: look again next time.
-      this.#seen = ''
-      this.#options.logger.warn({ err: (error as Error).message, certFile: this.#options.certFile }, this.#pair ? 'new serving certificate not loaded; keeping the current one' : 'serving certificate not loadable yet')
+      // Half-written files are common mid-rotation: look again next poll, but
+      // say so once per state of the files, not four times a second.
+      if (this.#failed !== seen) {
+        this.#failed = seen
+        const message = this.#pair ? 'new serving certificate not loaded; keeping the current one' : 'serving certificate not loadable yet'
+        logger.warn({ err: (error as Error).message, certFile }, message)
+      }
       return undefined
+    }
+  }
+
+  #notify(pair: CertPair): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(pair)
+      } catch (error) {
+        // A listener that throws must not stop the polling timer or the process.
+        this.#options.logger.error({ err: (error as Error).message }, 'serving certificate not applied; keeping the current one')
+      }
     }
   }
 
   #waitFirst(): Promise<CertPair> {
     return new Promise((resolve) => {
-      const tick = (): void => {
-        const changed = this.#poll()
-        if (changed) for (const listener of this.#listeners) listener(changed)
+      const loaded = (pair: CertPair): void => {
+        // Until the first pair, the timer keeps the process alive (it has
+        // nothing else to do); after it, polling must not hold up an exit.
+        this.#timer?.unref()
+        resolve(pair)
       }
       this.#poll()
-      if (this.#pair) resolve(this.#pair)
       this.#timer = setInterval(() => {
         const hadPair = this.#pair !== undefined
-        tick()
-        if (!hadPair && this.#pair) resolve(this.#pair)
+        const changed = this.#poll()
+        if (changed) this.#notify(changed)
+        if (!hadPair && this.#pair) loaded(this.#pair)
       }, this.#options.pollIntervalMs ?? 250)
-      this.#timer.unref()
+      if (this.#pair) loaded(this.#pair)
     })
   }
 

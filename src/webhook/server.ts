@@ -10,6 +10,7 @@ import type { PolicyEvaluator } from '../policy/types.ts'
 import type { CertPair, CertSource } from '../tls/source.ts'
 import { admit, type AdmissionOutcome } from './admission.ts'
 import { createMetrics, type WebhookMetrics } from './metrics.ts'
+import { cipherList } from '../tls/ciphers.ts'
 
 export interface ServerOptions {
   settings: Settings
@@ -29,9 +30,13 @@ export interface WebhookServer {
   close(): Promise<void>
 }
 
-// Slow clients get this long to send headers, and the whole request.
+// Slow clients get this long for the TLS handshake, the headers, and the
+// whole request (the API server's own webhook timeout is at most 30 s).
+const HANDSHAKE_TIMEOUT_MS = 10_000
 const HEADERS_TIMEOUT_MS = 10_000
 const REQUEST_TIMEOUT_MS = 30_000
+// How often Node looks for requests past those timeouts (its default is 30 s).
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000
 // Longer than the API server's idle connection reuse, so it rarely races a close.
 const KEEP_ALIVE_TIMEOUT_MS = 65_000
 
@@ -44,11 +49,25 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 function tlsOptions(settings: Settings, pair: CertPair): { cert: string; key: string; minVersion: 'TLSv1.2' | 'TLSv1.3'; ciphers?: string } {
+  const ciphers = cipherList(settings.tlsCipherSuites)
   return {
     cert: pair.certPem,
     key: pair.keyPem,
     minVersion: settings.tlsMinVersion === 'tls13' ? 'TLSv1.3' : 'TLSv1.2',
-    ...(settings.tlsCipherSuites ? { ciphers: settings.tlsCipherSuites.split(',').map((c) => c.trim()).join(':') } : {}),
+    ...(ciphers ? { ciphers } : {}),
+  }
+}
+
+// vault-k8s's `:8080` means every interface. '::' is dual-stack on Linux, but
+// fails where IPv6 is switched off; then IPv4's every-interface address.
+async function listenOn(app: FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, PinoLogger>, host: string, port: number): Promise<string> {
+  if (host !== '::') return app.listen({ host, port })
+  try {
+    return await app.listen({ host, port })
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw error
+    return app.listen({ host: '0.0.0.0', port })
   }
 }
 
@@ -64,7 +83,11 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
   const { settings, certSource } = options
   const first = await certSource.ready()
   const app = Fastify({
-    https: tlsOptions(settings, first),
+    https: {
+      ...tlsOptions(settings, first),
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+    },
     loggerInstance: options.logger,
     // One audit line per review instead of fastify's two lines per request.
     logController: new LogController({ disableRequestLogging: true }),
@@ -94,25 +117,39 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
   })
   app.setNotFoundHandler((request, reply) => void reply.code(404).send({ error: 404, message: `no route for ${request.method} ${request.url}` }))
 
+  // Per /mutate request: whether it holds a concurrency slot, and the decision
+  // (for the duration histogram's label).
+  const reviews = new WeakMap<FastifyRequest, { counted: boolean; decision: string }>()
+  const isReview = (request: FastifyRequest): boolean => request.method === 'POST' && request.routeOptions.url === '/mutate'
+
   // A bound on reviews processed at once: beyond it the API server gets a 503
   // at once (and retries or applies failurePolicy) instead of a slow answer.
+  // The route, not the URL: the API server calls /mutate?timeout=10s.
   const release = (request: FastifyRequest): void => {
-    if ((request as { counted?: boolean }).counted) {
-      ;(request as { counted?: boolean }).counted = false
+    const state = reviews.get(request)
+    if (state?.counted) {
+      state.counted = false
       inFlight--
       metrics.queueLength.set(inFlight)
     }
   }
   app.addHook('onRequest', async (request, reply) => {
-    if (request.url !== '/mutate') return
+    if (!isReview(request)) return
     if (inFlight >= settings.maxConcurrentRequests) {
+      reviews.set(request, { counted: false, decision: 'overloaded' })
       return reply.code(503).header('retry-after', '1').send({ error: 503, message: 'too many reviews in flight' })
     }
-    ;(request as { counted?: boolean }).counted = true
+    reviews.set(request, { counted: true, decision: 'invalid' })
     inFlight++
     metrics.queueLength.set(inFlight)
   })
-  app.addHook('onResponse', async (request) => release(request))
+  app.addHook('onResponse', async (request, reply) => {
+    const state = reviews.get(request)
+    if (!state) return
+    release(request)
+    // Received to sent, whatever the answer (415, 413 and 503 included).
+    metrics.requestSeconds.labels(String(reply.statusCode), state.decision).observe(reply.elapsedTime / 1000)
+  })
   app.addHook('onRequestAbort', async (request) => release(request))
 
   app.post('/mutate', async (request: FastifyRequest, reply: FastifyReply) => {
@@ -126,7 +163,8 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
     record(metrics, outcome, durationMs)
     if (outcome.audit) request.log.info({ ...outcome.audit, durationMs: Number(durationMs.toFixed(3)) }, 'admission')
     else request.log.warn({ statusCode: outcome.statusCode, reason: outcome.body.message }, 'request rejected')
-    metrics.requestSeconds.labels(String(outcome.statusCode), outcome.audit?.decision ?? 'invalid').observe(durationMs / 1000)
+    const state = reviews.get(request)
+    if (state && outcome.audit) state.decision = outcome.audit.decision
     return reply.code(outcome.statusCode).send(outcome.body)
   })
 
@@ -141,7 +179,7 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
     metrics,
     async listen() {
       const { host, port } = parseListen(settings.listen)
-      return app.listen({ host, port })
+      return listenOn(app, host, port)
     },
     async close() {
       closing = true
