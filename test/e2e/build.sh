@@ -51,5 +51,15 @@ k8s_replaces() {
 
 build etcd "$ETCD_VERSION" "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3
 build kube-apiserver "$K8S_VERSION" "k8s.io/kubernetes@$K8S_VERSION" k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_replaces)"
-build vault "$VAULT_VERSION" "github.com/hashicorp/vault@$VAULT_VERSION" github.com/hashicorp/vault
+# Vault's own go.mod points its api and sdk modules at local directories,
+# which a module build cannot see: pin them to the versions it requires, or
+# newer ones pulled in by plugins no longer match the server code.
+vault_replaces() {
+  local gomod
+  gomod=$(go mod download -json "github.com/hashicorp/vault@$VAULT_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  sed -n 's#^\s*\(github.com/hashicorp/vault/\(api\|sdk\)[a-z/]*\) \(v[0-9][^ ]*\).*#\1 \3#p' "$gomod" | sort -u | while read -r m v; do
+    echo "replace $m => $m $v"
+  done
+}
+build vault "$VAULT_VERSION" "github.com/hashicorp/vault@$VAULT_VERSION" github.com/hashicorp/vault "$(vault_replaces)"
 echo "$BIN"
