@@ -7,6 +7,9 @@ set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
 VAULT_VERSION=${VAULT_VERSION:-v1.21.4}
+# The published sdk that matches Vault v1.21.4's in-tree sdk (its go.mod names
+# v0.21.0, whose ActivationFunc signature is newer than the server code).
+VAULT_SDK_VERSION=${VAULT_SDK_VERSION:-v0.20.0}
 CACHE=${VAULT_INJECTOR_E2E_CACHE:-$HOME/.cache/vault-injector-e2e}
 BIN=$CACHE/bin
 export GOPATH=${GOPATH:-$CACHE/gopath}
@@ -58,6 +61,7 @@ vault_replaces() {
   local gomod
   gomod=$(go mod download -json "github.com/hashicorp/vault@$VAULT_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   sed -n 's#^\s*\(github.com/hashicorp/vault/\(api\|sdk\)[a-z/]*\) \(v[0-9][^ ]*\).*#\1 \3#p' "$gomod" | sort -u | while read -r m v; do
+    [ "$m" = github.com/hashicorp/vault/sdk ] && v=$VAULT_SDK_VERSION
     echo "replace $m => $m $v"
   done
 }

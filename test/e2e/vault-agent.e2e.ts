@@ -1,0 +1,119 @@
+// A real Vault Agent runs the configuration vault-injector generates: a Vault
+// dev server with Kubernetes auth against the e2e kube-apiserver, a pod
+// injected through the API server, its VAULT_CONFIG decoded and run with the
+// paths moved into a temporary folder and a token from the TokenRequest API.
+import t from 'tap'
+import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { BIN, freePort, register, start, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector, type Process } from './harness.ts'
+
+type Obj = Record<string, any>
+const NS = 'agent'
+
+let cp: ControlPlane
+let injector: Injector
+let vault: Process
+let vaultAddr = ''
+
+async function vaultApi(method: string, path: string, body?: unknown): Promise<Obj> {
+  const res = await fetch(`${vaultAddr}/v1/${path}`, { method, headers: { 'X-Vault-Token': 'root', 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) })
+  const text = await res.text()
+  if (!res.ok) throw new Error(`Vault ${method} ${path}: ${res.status} ${text}`)
+  return text ? (JSON.parse(text) as Obj) : {}
+}
+
+async function tokenFor(core: CoreV1Api, serviceAccount: string): Promise<string> {
+  const request = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace: NS, body: { spec: { audiences: [], expirationSeconds: 3600 } } })
+  return request.status!.token
+}
+
+t.before(async () => {
+  cp = await startControlPlane()
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
+  await core.createNamespace({ body: { metadata: { name: NS } } })
+  for (const name of ['default', 'app', 'vault-reviewer']) await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name } } })
+  // Vault reviews the agents' tokens with this account's token.
+  await cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
+    body: { metadata: { name: 'vault-reviewer' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' }, subjects: [{ kind: 'ServiceAccount', name: 'vault-reviewer', namespace: NS }] },
+  })
+
+  const port = await freePort()
+  vaultAddr = `http://127.0.0.1:${port}`
+  vault = start(join(BIN, 'vault'), ['server', '-dev', '-dev-root-token-id=root', `-dev-listen-address=127.0.0.1:${port}`], { HOME: cp.dir, VAULT_DISABLE_MLOCK: 'true' })
+  await waitFor('vault dev server', async () => (await fetch(`${vaultAddr}/v1/sys/health`)).status === 200)
+  await vaultApi('POST', 'sys/auth/kubernetes', { type: 'kubernetes' })
+  await vaultApi('POST', 'auth/kubernetes/config', { kubernetes_host: cp.apiUrl, kubernetes_ca_cert: cp.ca.certPem, token_reviewer_jwt: await tokenFor(core, 'vault-reviewer'), disable_local_ca_jwt: true })
+  await vaultApi('PUT', 'sys/policies/acl/app', { policy: 'path "secret/data/app" { capabilities = ["read"] }' })
+  await vaultApi('POST', 'auth/kubernetes/role/app', { bound_service_account_names: ['app'], bound_service_account_namespaces: [NS], policies: ['app'], ttl: '1h' })
+  await vaultApi('POST', 'secret/data/app', { data: { password: 'first-s3cret' } })
+
+  injector = await startInjector(cp.dir)
+  const caFile = join(cp.dir, 'webhook-ca.crt')
+  writeFileSync(caFile, injector.ca.certPem)
+  const r = await register(cp.kubeconfigPath, ['--url', `${injector.url}/mutate`, '--ca-file', caFile, '--failure-policy', 'Fail'])
+  if (r.code !== 0) throw new Error(r.output)
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+})
+t.teardown(async () => {
+  await injector?.stop()
+  await vault?.stop()
+  await cp?.stop()
+})
+
+// The agent's paths, moved under a folder a test can use.
+function remap(config: Obj, root: string): Obj {
+  const text = JSON.stringify(config)
+    .replaceAll('/var/run/secrets/kubernetes.io/serviceaccount', join(root, 'sa'))
+    .replaceAll('/home/vault', join(root, 'home'))
+    .replaceAll('/vault/secrets', join(root, 'secrets'))
+  return JSON.parse(text) as Obj
+}
+
+function configOf(pod: Obj, container: string): Obj {
+  const c = [...pod.spec.initContainers, ...pod.spec.containers].find((x: Obj) => x.name === container)
+  return JSON.parse(Buffer.from(c.env.find((e: Obj) => e.name === 'VAULT_CONFIG').value, 'base64').toString('utf8')) as Obj
+}
+
+t.test('the init and sidecar agents render the secret, and the sidecar re-renders it when it changes', async (t) => {
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
+  const pod = (await core.createNamespacedPod({
+    namespace: NS,
+    body: {
+      metadata: {
+        name: 'app',
+        annotations: {
+          'vault.hashicorp.com/agent-inject': 'true',
+          'vault.hashicorp.com/role': 'app',
+          'vault.hashicorp.com/service': vaultAddr,
+          'vault.hashicorp.com/agent-inject-secret-creds': 'secret/data/app',
+          'vault.hashicorp.com/agent-inject-template-creds': '{{ with secret "secret/data/app" }}password={{ .Data.data.password }}{{ end }}',
+          'vault.hashicorp.com/template-static-secret-render-interval': '1s',
+        },
+      },
+      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'registry.example.com/app:1' }] },
+    },
+  })) as Obj
+  t.same(pod.spec.containers.map((c: Obj) => c.name), ['app', 'vault-agent'], 'injected through the API server')
+
+  const root = cp.dir
+  for (const dir of ['sa', 'home', 'secrets']) mkdirSync(join(root, dir), { recursive: true })
+  writeFileSync(join(root, 'sa/token'), await tokenFor(core, 'app'))
+  const rendered = join(root, 'secrets/creds')
+
+  writeFileSync(join(root, 'init.json'), JSON.stringify(remap(configOf(pod, 'vault-agent-init'), root)))
+  const init = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'init.json')}`])
+  const initCode = await new Promise<number | null>((resolve) => init.child.once('exit', resolve))
+  t.equal(initCode, 0, `the init agent exits after rendering: ${init.output.join('').slice(-1500)}`)
+  t.equal(readFileSync(rendered, 'utf8'), 'password=first-s3cret', 'the init agent rendered the secret before the app would start')
+
+  writeFileSync(join(root, 'sidecar.json'), JSON.stringify(remap(configOf(pod, 'vault-agent'), root)))
+  const sidecar = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'sidecar.json')}`])
+  t.teardown(() => sidecar.stop())
+  await waitFor('the sidecar to authenticate', async () => existsSync(join(root, 'home/.vault-token')), 30_000)
+  await vaultApi('POST', 'secret/data/app', { data: { password: 'rotated-s3cret' } })
+  await waitFor('the sidecar to re-render the changed secret', async () => readFileSync(rendered, 'utf8') === 'password=rotated-s3cret', 30_000).catch((error) => {
+    throw new Error(`${(error as Error).message}\n${sidecar.output.join('').slice(-2000)}`)
+  })
+  t.pass('the sidecar re-rendered the rotated secret')
+})
