@@ -25,7 +25,9 @@ async function vaultApi(method: string, path: string, body?: unknown): Promise<O
 
 async function tokenFor(core: CoreV1Api, serviceAccount: string): Promise<string> {
   const request = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace: NS, body: { spec: { audiences: [], expirationSeconds: 3600 } } })
-  return request.status!.token
+  const token = request.status?.token
+  if (!token) throw new Error(`no token issued for ${serviceAccount}`)
+  return token
 }
 
 t.before(async () => {
