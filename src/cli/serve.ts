@@ -15,7 +15,7 @@ import type { CertSource } from '../tls/source.ts'
 import type { NamespaceLabels } from '../kube/namespaces.ts'
 import { PolicyWatcher } from '../policy/load.ts'
 import { createLogger } from '../webhook/logger.ts'
-import { buildServer, type ServerOptions } from '../webhook/server.ts'
+import { buildServer, parseListen, type ServerOptions } from '../webhook/server.ts'
 import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
 
 // SIGTERM to exit: the pod's terminationGracePeriodSeconds is 30 by default.
@@ -33,6 +33,7 @@ interface Startup {
 // is a usage error (exit 2) rather than a failure deep in TLS setup.
 function checkServerSettings(settings: Settings): void {
   try {
+    parseListen(settings.listen)
     cipherList(settings.tlsCipherSuites)
   } catch (error) {
     throw new SettingsError((error as Error).message)

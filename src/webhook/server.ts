@@ -151,6 +151,11 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
     metrics.requestSeconds.labels(String(reply.statusCode), state.decision).observe(reply.elapsedTime / 1000)
   })
   app.addHook('onRequestAbort', async (request) => release(request))
+  // While shutting down, answers close their connection: a client's idle
+  // keep-alive socket would otherwise hold the close open until it times out.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close')
+  })
 
   app.post('/mutate', async (request: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now()

@@ -186,6 +186,61 @@ t.test('bounded concurrency: beyond the limit, 503 at once', async (t) => {
   t.equal((await limited.request('/mutate', { body: JSON.stringify(example) })).status, 200, 'served again once the slot is free')
 })
 
+t.test('the API server\'s /mutate?timeout=10s is a review like any other, and counts against the limit', async (t) => {
+  const limited = await startServer({ AGENT_INJECT_MAX_CONCURRENT_REQUESTS: '1' })
+  t.teardown(() => limited.server.close())
+  const ok = await limited.request('/mutate?timeout=10s', { body: JSON.stringify(example) })
+  t.equal(ok.status, 200)
+  t.equal(ok.json().response.patchType, 'JSONPatch')
+  const held = https.request(limited.url + '/mutate?timeout=10s', { method: 'POST', ca: limited.ca.certPem, headers: { 'content-type': 'application/json', 'content-length': 1000 } })
+  held.on('error', () => {})
+  held.write('{')
+  await new Promise((r) => setTimeout(r, 200))
+  t.equal((await limited.request('/mutate?timeout=10s', { body: JSON.stringify(example) })).status, 503, 'the held review took the only slot')
+  t.match((await limited.request('/metrics')).text, /vault_agent_injector_request_queue_length 1/)
+  held.destroy()
+  await new Promise((r) => setTimeout(r, 200))
+  t.match((await limited.request('/metrics')).text, /vault_agent_injector_request_queue_length 0/, 'an aborted request gives its slot back')
+})
+
+t.test('the duration histogram counts every answer by code and decision; the metrics path is a setting', async (t) => {
+  const m = await startServer({ AGENT_INJECT_TELEMETRY_PATH: '/custom-metrics' })
+  t.teardown(() => m.server.close())
+  await m.request('/mutate', { body: '{}', contentType: 'text/plain' })
+  await m.request('/mutate', { body: JSON.stringify(example) })
+  await m.request('/mutate', { body: JSON.stringify(review(annotatedPod({ 'vault.hashicorp.com/agent-limits-cpu': 'lots' }))) })
+  t.equal((await m.request('/metrics')).status, 404, 'not at the default path')
+  const text = (await m.request('/custom-metrics')).text
+  t.match(text, /vault_injector_request_duration_seconds_count\{code="415",decision="invalid"\} 1/)
+  t.match(text, /vault_injector_request_duration_seconds_count\{code="200",decision="inject"\} 1/)
+  t.match(text, /vault_injector_request_duration_seconds_count\{code="200",decision="deny"\} 1/)
+  t.match(text, /vault_agent_injector_request_processing_duration_ms_count 2/, 'processing time for the two reviews that reached the engine')
+  t.match(text, /vault_agent_injector_injections_by_namespace_total\{namespace="shop",injection_type="init_and_sidecar"\} 1/)
+  t.match(text, /vault_agent_injector_failed_injections_by_namespace_total\{namespace="team-a"\} 1/)
+})
+
+t.test('cipher suites by vault-k8s (Go) names, and a TLS 1.3 floor', async (t) => {
+  const tls = await import('node:tls')
+  const handshake = (port: number, ca: string, options: import('node:tls').ConnectionOptions): Promise<string> =>
+    new Promise((resolve) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, ca, ...options }, () => {
+        resolve(`${socket.getProtocol()} ${socket.getCipher().name}`)
+        socket.end()
+      })
+      socket.on('error', () => resolve('refused'))
+    })
+  const c = await startServer({ AGENT_INJECT_TLS_CIPHER_SUITES: 'TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384' })
+  t.teardown(() => c.server.close())
+  t.equal(await handshake(c.port, c.ca.certPem, { maxVersion: 'TLSv1.2' }), 'TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384')
+  t.equal(await handshake(c.port, c.ca.certPem, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' }), 'refused', 'a suite not listed is refused')
+  t.match(await handshake(c.port, c.ca.certPem, {}), /^TLSv1\.3 /, 'TLS 1.3 still works')
+
+  const v13 = await startServer({ AGENT_INJECT_TLS_MIN_VERSION: 'tls13' })
+  t.teardown(() => v13.server.close())
+  t.equal(await handshake(v13.port, v13.ca.certPem, { maxVersion: 'TLSv1.2' }), 'refused')
+  t.match(await handshake(v13.port, v13.ca.certPem, {}), /^TLSv1\.3 /)
+})
+
 t.test('certificate files rotate while requests are in flight: no request fails', async (t) => {
   const r = await startServer()
   t.teardown(() => r.server.close())
@@ -245,10 +300,12 @@ t.test('TLS 1.2 at least', async (t) => {
 t.test('graceful shutdown finishes the review in flight', async (t) => {
   const g = await startServer()
   const body = JSON.stringify(example)
-  const answer = new Promise<number>((resolve, reject) => {
-    const req = https.request(g.url + '/mutate', { method: 'POST', ca: g.ca.certPem, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+  const agent = new https.Agent({ keepAlive: true })
+  t.teardown(() => agent.destroy())
+  const answer = new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+    const req = https.request(g.url + '/mutate', { method: 'POST', agent, ca: g.ca.certPem, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
       res.resume()
-      res.on('end', () => resolve(res.statusCode ?? 0))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }))
     })
     req.on('error', reject)
     req.write(body.slice(0, 10))
@@ -256,7 +313,9 @@ t.test('graceful shutdown finishes the review in flight', async (t) => {
   })
   await new Promise((r) => setTimeout(r, 100))
   const closed = g.server.close()
-  t.equal(await answer, 200, 'the request in flight got its answer')
+  const { status, connection } = await answer
+  t.equal(status, 200, 'the request in flight got its answer')
+  t.equal(connection, 'close', 'and its keep-alive connection is closed, so it cannot hold up the shutdown')
   await closed
   await t.rejects(g.request('/health/ready', { agent: new https.Agent({ keepAlive: false }) }), 'no new connections after close')
 })

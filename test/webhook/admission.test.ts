@@ -1,0 +1,141 @@
+// admit(): the AdmissionReview logic without HTTP, which `serve` and `review`
+// share. Here: how it calls the policy and what the policy's verdict does.
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { defaultSettings } from '../../src/engine/settings.ts'
+import type { EngineResult, JsonObject } from '../../src/engine/types.ts'
+import type { PolicyContext, PolicyEvaluator, PolicyVerdict } from '../../src/policy/types.ts'
+import { admit, depthExceeds, redactValues } from '../../src/webhook/admission.ts'
+import { admitted, annotatedPod } from '../helpers/pods.ts'
+
+type Obj = Record<string, any>
+const settings = defaultSettings()
+const example = JSON.parse(readFileSync(new URL('../../examples/admission-review.json', import.meta.url), 'utf8')) as Obj
+const unannotated = JSON.parse(readFileSync(new URL('../../examples/admission-review-unannotated.json', import.meta.url), 'utf8')) as Obj
+
+function review(pod: JsonObject, namespace = 'team-a', apiVersion = 'admission.k8s.io/v1'): Obj {
+  return {
+    apiVersion,
+    kind: 'AdmissionReview',
+    request: { uid: 'u-1', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace, operation: 'CREATE', object: pod },
+  }
+}
+
+// A policy that records its calls and answers with a fixed verdict.
+function fakePolicy(verdict: PolicyVerdict, defaults: Record<string, string> = {}) {
+  const calls = { defaults: [] as Omit<PolicyContext, 'pod'>[], evaluate: [] as [PolicyContext, EngineResult][] }
+  const policy: PolicyEvaluator = {
+    annotationDefaults(ctx) {
+      calls.defaults.push(ctx)
+      return defaults
+    },
+    evaluate(ctx, result) {
+      calls.evaluate.push([ctx, result])
+      return verdict
+    },
+  }
+  return { policy, calls }
+}
+
+t.test('the shipped examples: the annotated pod is injected, the other passes unchanged', async (t) => {
+  const injected = admit(example, { settings })
+  t.equal(injected.statusCode, 200)
+  const response = injected.body.response as Obj
+  t.equal(response.uid, example.request.uid)
+  t.equal(response.allowed, true)
+  t.equal(response.patchType, 'JSONPatch')
+  t.match(injected.audit, { decision: 'inject', namespace: example.request.namespace, role: example.request.object.metadata.annotations['vault.hashicorp.com/role'] })
+  t.equal(injected.audit!.secretPaths!.length, 3, 'two agent-inject-secret-* paths and the one the template reads')
+
+  const plain = admit(unannotated, { settings })
+  t.same(plain.body.response, { uid: unannotated.request.uid, allowed: true })
+  t.equal(plain.audit!.decision, 'skip')
+})
+
+t.test('namespace defaults from the policy reach the engine; namespace labels come from the lookup', async (t) => {
+  const pod = admitted({ metadata: { name: 'web', annotations: { 'vault.hashicorp.com/agent-inject': 'true' } }, spec: { containers: [{ name: 'web', image: 'web:1' }] } }, 'shop')
+  const { policy, calls } = fakePolicy({ warnings: [], findings: [] }, { 'vault.hashicorp.com/role': 'shop-web' })
+  const lookups: string[] = []
+  const outcome = admit(review(pod, 'shop'), { settings, policy, namespaceLabels: (ns) => (lookups.push(ns), { 'kubernetes.io/metadata.name': ns, team: 'shop' }) })
+  t.same(lookups, ['shop'])
+  t.same(calls.defaults, [{ namespace: 'shop', namespaceLabels: { 'kubernetes.io/metadata.name': 'shop', team: 'shop' } }])
+  t.equal(outcome.audit!.decision, 'inject')
+  t.equal(outcome.audit!.role, 'shop-web', 'the role came from the namespace default')
+  t.equal(calls.evaluate.length, 1)
+  t.equal(calls.evaluate[0]![0].pod, pod, 'the policy sees the pod as received')
+  t.equal(calls.evaluate[0]![1].decision, 'inject')
+})
+
+t.test('a policy denial is a 403; its warnings and findings are passed on', async (t) => {
+  const findings = [{ rule: 'allowedRoles', mode: 'enforce' as const, message: 'role "app" is not allowed in team-a' }]
+  const { policy } = fakePolicy({ denied: 'policy team-a: role "app" is not allowed', warnings: ['agent limits are not set'], findings })
+  for (const apiVersion of ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1']) {
+    const outcome = admit(review(annotatedPod({}), 'team-a', apiVersion), { settings, policy })
+    t.equal(outcome.statusCode, 200, 'a verdict, not an HTTP error')
+    t.equal(outcome.body.apiVersion, apiVersion)
+    t.same(outcome.body.response, {
+      uid: 'u-1',
+      allowed: false,
+      status: { code: 403, message: 'policy team-a: role "app" is not allowed', reason: 'Forbidden' },
+      warnings: ['agent limits are not set'],
+    })
+    t.match(outcome.audit, { decision: 'deny', reason: 'policy team-a: role "(value not logged)" is not allowed', policyFindings: findings })
+  }
+})
+
+t.test('policy warnings go out with an allowed answer; the policy is not asked about pods that are not injected', async (t) => {
+  const { policy, calls } = fakePolicy({ warnings: ['consider agent-limits-cpu'], findings: [{ rule: 'limits', mode: 'warn', message: 'no limits' }] })
+  const warned = admit(review(annotatedPod({})), { settings, policy })
+  t.equal((warned.body.response as Obj).allowed, true)
+  t.same((warned.body.response as Obj).warnings, ['consider agent-limits-cpu'])
+  t.equal(warned.audit!.warnings, 1)
+
+  const skipped = admit(review(admitted({ metadata: { name: 'x' }, spec: { containers: [{ name: 'x', image: 'x' }] } }, 'team-a')), { settings, policy })
+  t.equal(skipped.audit!.decision, 'skip')
+  t.equal(calls.evaluate.length, 1, 'evaluate ran for the injected pod only')
+
+  const invalid = admit(review(annotatedPod({ 'vault.hashicorp.com/agent-limits-cpu': 'lots' })), { settings, policy })
+  t.match(invalid.body.response, { allowed: false, status: { code: 400, reason: 'BadRequest' } }, 'invalid annotations stay a 400')
+})
+
+t.test('not for this webhook: other kinds, other operations, dry runs', async (t) => {
+  const base = review(annotatedPod({}))
+  const cases: [Obj, string][] = [
+    [{ kind: { group: 'apps', version: 'v1', kind: 'Deployment' } }, 'not a Pod (apps/Deployment)'],
+    [{ operation: 'UPDATE' }, 'operation UPDATE is not mutated (only CREATE)'],
+    [{ operation: 'DELETE', object: null }, 'operation DELETE is not mutated (only CREATE)'],
+  ]
+  for (const [overrides, reason] of cases) {
+    const outcome = admit({ ...base, request: { ...base.request, ...overrides } }, { settings })
+    t.same(outcome.body.response, { uid: 'u-1', allowed: true }, reason)
+    t.match(outcome.audit, { decision: 'ignore', reason })
+  }
+  const dry = admit({ ...base, request: { ...base.request, dryRun: true } }, { settings })
+  const normal = admit(base, { settings })
+  t.same(dry.body, normal.body, 'a dry run gets the same answer')
+  t.equal(dry.audit!.dryRun, true, 'and the audit line says it was one')
+})
+
+t.test('bodies that are not AdmissionReviews are 400s with a reason', async (t) => {
+  const bad: [unknown, RegExp][] = [
+    [null, /not a JSON object/],
+    ['text', /not a JSON object/],
+    [{ apiVersion: 'admission.k8s.io/v2', kind: 'AdmissionReview', request: {} }, /expected an AdmissionReview/],
+    [{ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: 'x' }, /has no request/],
+    [{ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 7 } }, /request.uid is missing/],
+  ]
+  for (const [body, message] of bad) {
+    const outcome = admit(body, { settings })
+    t.equal(outcome.statusCode, 400)
+    t.match(outcome.body.message, message)
+    t.equal(outcome.audit, undefined)
+  }
+})
+
+t.test('helpers: depth limit and log redaction', async (t) => {
+  let deep: unknown = 1
+  for (let i = 0; i < 150; i++) deep = [deep]
+  t.ok(depthExceeds(deep, 100))
+  t.notOk(depthExceeds({ a: { b: [1, { c: 2 }] } }, 100))
+  t.equal(redactValues('agent-limits-cpu: "s3cr\\"et" is not a quantity'), 'agent-limits-cpu: "(value not logged)" is not a quantity')
+})

@@ -1,0 +1,124 @@
+// `vault-injector serve` as a user runs it: a real process, its stdout/stderr,
+// its exit codes and its answer to SIGTERM.
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { generateCA, generateServingCert } from '../../src/tls/ca.ts'
+import { httpsRequest } from '../helpers/server.ts'
+
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
+const example = readFileSync(new URL('../../examples/admission-review.json', import.meta.url), 'utf8')
+
+// The environment without any AGENT_INJECT_* the test runner may carry.
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('AGENT_INJECT_')) env[key] = value
+  return { ...env, ...extra }
+}
+
+interface Running {
+  child: ChildProcess
+  url: string
+  logs: Record<string, any>[]
+  stderr: () => string
+  exited: Promise<number | null>
+}
+
+function serve(args: string[], env: Record<string, string> = {}): Promise<Running> {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+  const logs: Record<string, any>[] = []
+  let stderr = ''
+  let buffered = ''
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8')
+      const lines = buffered.split('\n')
+      buffered = lines.pop()!
+      for (const line of lines) {
+        if (!line.trim()) continue
+        const entry = JSON.parse(line) as Record<string, any>
+        logs.push(entry)
+        if (typeof entry.address === 'string') resolve({ child, url: entry.address, logs, stderr: () => stderr, exited })
+      }
+    })
+    void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)))
+  })
+}
+
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: cleanEnv(env), stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr })))
+}
+
+t.test('with nothing configured: a local CA, a clear note, answers, and a clean SIGTERM', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vault-injector-serve-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const s = await serve(['--certs-dir', dir, '--listen', '127.0.0.1:0'])
+  t.teardown(() => s.child.kill('SIGKILL'))
+  const caFile = join(dir, 'ca.crt')
+  // stderr and stdout are separate pipes: the note may arrive after the address.
+  for (let i = 0; i < 100 && !s.stderr().includes('try: curl'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.match(s.stderr(), `CA certificate: ${caFile} (new)`)
+  t.match(s.stderr(), /try: curl --cacert \S+ca\.crt -H 'Content-Type: application\/json' --data @examples\/admission-review\.json https:\/\/127\.0\.0\.1:\d+\/mutate/)
+  t.ok(s.logs.some((l) => l.msg === `generated a local CA and serving certificate: the CA is ${caFile}`))
+  t.ok(s.logs.some((l) => l.vaultAddress && /\(the default; set AGENT_INJECT_VAULT_ADDR\)/.test(l.msg)), 'says the Vault address is the default')
+  t.match(s.url, /^https:\/\/127\.0\.0\.1:\d+$/)
+
+  const ca = readFileSync(caFile, 'utf8')
+  t.equal((await httpsRequest(`${s.url}/health/ready`, ca)).status, 204)
+  const answer = await httpsRequest(`${s.url}/mutate`, ca, { body: example })
+  t.equal(answer.status, 200)
+  t.match(answer.json().response, { allowed: true, patchType: 'JSONPatch' })
+  t.ok(s.logs.some((l) => l.msg === 'admission' && l.decision === 'inject'), 'the audit line')
+
+  s.child.kill('SIGTERM')
+  t.equal(await s.exited, 0, 'SIGTERM: exit 0')
+  t.ok(s.logs.some((l) => l.msg === 'shutting down: finishing reviews in flight' && l.signal === 'SIGTERM'))
+})
+
+t.test('certificate files and a Vault address from the environment', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vault-injector-serve-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const ca = generateCA({ commonName: 'serve test CA', validityMs: 3_600_000 })
+  const leaf = generateServingCert({ ca, hosts: ['127.0.0.1'], validityMs: 3_600_000 })
+  writeFileSync(join(dir, 'tls.crt'), leaf.certPem)
+  writeFileSync(join(dir, 'tls.key'), leaf.keyPem)
+  const s = await serve(['--listen', '127.0.0.1:1'], {
+    AGENT_INJECT_TLS_CERT_FILE: join(dir, 'tls.crt'),
+    AGENT_INJECT_TLS_KEY_FILE: join(dir, 'tls.key'),
+    AGENT_INJECT_VAULT_ADDR: 'https://vault.example.com:8200',
+    AGENT_INJECT_LISTEN: '127.0.0.1:0',
+  })
+  t.teardown(() => s.child.kill('SIGKILL'))
+  t.notMatch(s.url, /:1$/, 'the environment wins over the flag')
+  t.equal(s.stderr(), '', 'no local-CA note')
+  t.ok(s.logs.some((l) => l.msg === 'agents will use Vault at https://vault.example.com:8200'))
+  const ready = await httpsRequest(`${s.url}/health/ready`, ca.certPem)
+  t.equal(ready.serial, new X509Certificate(leaf.certPem).serialNumber, 'serves the configured certificate')
+  s.child.kill('SIGINT')
+  t.equal(await s.exited, 0, 'SIGINT: exit 0')
+})
+
+t.test('bad settings: a clear message and exit 2', async (t) => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [['--tls-min-version', 'tls11'], {}, /AGENT_INJECT_TLS_MIN_VERSION: "tls11" is not accepted/],
+    [['--tls-cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,NOPE'], {}, /"NOPE" is not a cipher suite/],
+    [[], { AGENT_INJECT_TLS_CERT_FILE: '/nonexistent/tls.crt' }, /AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE go together/],
+    [['--max-body-bytes', '1024'], {}, /below the API server's 3 MiB object limit/],
+    [['--listen', 'nonsense'], {}, /listen address "nonsense" is not host:port/],
+  ]
+  const results = await Promise.all(cases.map(([args, env]) => run(args, env)))
+  cases.forEach(([args, env, message], i) => {
+    const { code, stderr } = results[i]!
+    t.equal(code, 2, args.join(' ') || JSON.stringify(env))
+    t.match(stderr, message)
+  })
+})
