@@ -1,40 +1,56 @@
 // Auto-TLS (AGENT_INJECT_TLS_AUTO=<MutatingWebhookConfiguration name>), as in
-// vault-k8s, made safe for several replicas:
-// - one replica leads (a Lease) and keeps a CA and a short-lived serving
-//   certificate in a Secret, so every replica serves the same certificate;
-// - the serving certificate is renewed when a third of its life is left;
+// vault-k8s, made safe for several replicas and for CA rotation:
+// - one replica leads (a Lease, leader.ts) and keeps a CA and a short-lived
+//   serving certificate in one Secret; every replica serves what the Secret
+//   holds, so they all present the same certificate;
+// - the serving certificate is renewed when a third of its life is left, the
+//   CA when a twelfth of its life is left;
 // - the leader writes the caBundle of EVERY webhook entry of the
-//   configuration, and keeps the previous CA in the bundle after a CA
-//   rotation, so certificates signed by either verify and no admission fails
-//   mid-rotation; the new CA reaches the bundle before any certificate it signs
-//   is served.
-import { AdmissionregistrationV1Api, CoreV1Api, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node'
+//   configuration, and keeps the previous CA in it after a CA rotation;
+// - order of writes, so no admission fails mid-rotation: a new CA is stored
+//   in the Secret first (a conflict there means another leader got in first,
+//   and we stop), then put in every caBundle, and only then used to sign the
+//   serving certificate the replicas pick up.
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  ListWatch,
+  setHeaderOptions,
+  Watch,
+  type KubeConfig,
+  type V1MutatingWebhookConfiguration,
+} from '@kubernetes/client-node'
 import { X509Certificate } from 'node:crypto'
 import type { Settings } from '../engine/settings.ts'
 import { generateCA, generateServingCert, type CertificateAuthority } from '../tls/ca.ts'
 import type { Logger } from '../tls/files.ts'
 import type { CertPair, CertSource } from '../tls/source.ts'
 import { apiErrorText, isNotFound, loadKubeConfig } from './client.ts'
-import { LeaderElector, leaseStore } from './leader.ts'
+import { defaultIdentity, LeaderElector, leaseStore, realTimers, type Timers } from './leader.ts'
 
 const DAY_MS = 24 * 3_600_000
 export const SECRET_NAME = 'vault-injector-certs'
 export const LEASE_NAME = 'vault-injector-leader'
 
-// Secret keys: the served pair, the CA that signs it, and the one before.
-const KEYS = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt', caKey: 'ca.key', previousCa: 'ca-previous.crt' } as const
-type SecretData = Partial<Record<(typeof KEYS)[keyof typeof KEYS], string>>
+// Secret keys: the served pair, the CA that signs it (and its key), and the CA before it.
+export const SECRET_KEYS = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt', caKey: 'ca.key', previousCa: 'ca-previous.crt' } as const
+const KEYS = SECRET_KEYS
+export type SecretData = Partial<Record<(typeof KEYS)[keyof typeof KEYS], string>>
 
 export interface SecretStore {
   read(): Promise<{ data: SecretData; resourceVersion?: string } | undefined>
-  // Creates the Secret when resourceVersion is undefined; a conflict throws.
-  write(data: SecretData, resourceVersion?: string): Promise<void>
+  // Creates the Secret when resourceVersion is undefined, else replaces that
+  // version; a conflict (someone wrote in between) throws. Returns the new version.
+  write(data: SecretData, resourceVersion?: string): Promise<string | undefined>
 }
 
 export interface WebhookStore {
   // Every webhook entry's caBundle (base64 PEM), in order.
   read(): Promise<{ resourceVersion: string; caBundles: (string | undefined)[] } | undefined>
+  // Sets every entry's caBundle, only if the configuration is still at resourceVersion with count entries.
   setCaBundle(resourceVersion: string, count: number, caBundleB64: string): Promise<void>
+  // Calls onChange whenever the configuration is created, changed or deleted.
+  watch?(onChange: () => void): { stop(): Promise<void> }
 }
 
 export interface AutoTlsOptions {
@@ -44,59 +60,107 @@ export interface AutoTlsOptions {
   hosts: string[]
   logger: Logger
   now?: () => number
+  timers?: Timers
   caValidityMs?: number
   servingValidityMs?: number
+  // Every replica reads the Secret this often.
   refreshIntervalMs?: number
+  // The leader re-checks everything this often, besides watch events.
   reconcileIntervalMs?: number
+  // After a failed reconcile, the leader tries again this soon.
+  retryIntervalMs?: number
+  // After putting a new CA in the caBundle, how long the leader waits before
+  // serving a certificate it signed, while the current one is still good: the
+  // API servers pick the new bundle up from their own watch, not at once.
+  trustDelayMs?: number
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64')
 const unb64 = (text: string | undefined): string | undefined => (text === undefined ? undefined : Buffer.from(text, 'base64').toString('utf8'))
 
-function notAfterMs(pem: string | undefined): number {
-  if (!pem) return 0
+function parseCert(pem: string | undefined): X509Certificate | undefined {
+  if (!pem) return undefined
   try {
-    return new Date(new X509Certificate(pem).validTo).getTime()
+    return new X509Certificate(pem)
   } catch {
-    return 0
+    return undefined
   }
 }
 
-function signedBy(certPem: string, caPem: string): boolean {
+const notAfterMs = (cert: X509Certificate | undefined): number => (cert ? new Date(cert.validTo).getTime() : 0)
+const notBeforeMs = (cert: X509Certificate): number => new Date(cert.validFrom).getTime()
+
+// The certificates of a PEM bundle, in order, each once.
+export function bundleCerts(pem: string | undefined): X509Certificate[] {
+  const out: X509Certificate[] = []
+  for (const block of pem?.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
+    const cert = parseCert(block)
+    if (cert && !out.some((c) => c.fingerprint256 === cert.fingerprint256)) out.push(cert)
+  }
+  return out
+}
+
+function signedBy(certPem: string, ca: X509Certificate): boolean {
   try {
-    return new X509Certificate(certPem).verify(new X509Certificate(caPem).publicKey)
+    return new X509Certificate(certPem).verify(ca.publicKey)
   } catch {
     return false
   }
 }
 
 function coversHosts(certPem: string, hosts: string[]): boolean {
-  try {
-    const cert = new X509Certificate(certPem)
-    return hosts.every((h) => (/^[\d.]+$|:/.test(h) ? cert.checkIP(h) : cert.checkHost(h)) !== undefined)
-  } catch {
-    return false
-  }
+  const cert = parseCert(certPem)
+  if (!cert) return false
+  return hosts.every((h) => (/^[\d.]+$|:/.test(h) ? cert.checkIP(h) : cert.checkHost(h, { wildcards: false })) !== undefined)
 }
 
 export class AutoTls implements CertSource {
-  #o: Required<AutoTlsOptions>
+  readonly #secrets: SecretStore
+  readonly #webhooks: WebhookStore
+  readonly #webhookName: string
+  readonly #hosts: string[]
+  readonly #logger: Logger
+  readonly #now: () => number
+  readonly #timers: Timers
+  readonly #caValidityMs: number
+  readonly #servingValidityMs: number
+  readonly #refreshIntervalMs: number
+  readonly #reconcileIntervalMs: number
+  readonly #retryIntervalMs: number
+  readonly #trustDelayMs: number
+
   #pair: CertPair | undefined
   #listeners: ((pair: CertPair) => void)[] = []
   #readyResolve!: (pair: CertPair) => void
   #ready = new Promise<CertPair>((resolve) => (this.#readyResolve = resolve))
-  #timers: NodeJS.Timeout[] = []
-  leading = false
+  #timerHandles = new Set<unknown>()
+  #watch: { stop(): Promise<void> } | undefined
+  #leading = false
+  #closed = false
+  // Reconciles run one at a time; #queued is one waiting to start, which later requests join.
+  #queue: Promise<unknown> = Promise.resolve()
+  #queued: Promise<void> | undefined
+  #retryPending = false
 
   constructor(options: AutoTlsOptions) {
-    this.#o = {
-      now: () => Date.now(),
-      caValidityMs: 365 * DAY_MS,
-      servingValidityMs: DAY_MS,
-      refreshIntervalMs: 10_000,
-      reconcileIntervalMs: 60_000,
-      ...options,
-    }
+    if (options.hosts.length === 0) throw new Error('auto-TLS needs at least one host name for the serving certificate')
+    this.#secrets = options.secrets
+    this.#webhooks = options.webhooks
+    this.#webhookName = options.webhookName
+    this.#hosts = options.hosts
+    this.#logger = options.logger
+    this.#now = options.now ?? (() => Date.now())
+    this.#timers = options.timers ?? realTimers
+    this.#caValidityMs = options.caValidityMs ?? 365 * DAY_MS
+    this.#servingValidityMs = options.servingValidityMs ?? DAY_MS
+    this.#refreshIntervalMs = options.refreshIntervalMs ?? 10_000
+    this.#reconcileIntervalMs = options.reconcileIntervalMs ?? 60_000
+    this.#retryIntervalMs = options.retryIntervalMs ?? 5_000
+    this.#trustDelayMs = options.trustDelayMs ?? 10_000
+  }
+
+  get leading(): boolean {
+    return this.#leading
   }
 
   ready(): Promise<CertPair> {
@@ -111,104 +175,203 @@ export class AutoTls implements CertSource {
     this.#listeners.push(listener)
   }
 
-  // Periodic work: every replica refreshes from the Secret; the leader also reconciles.
+  // Background work: every replica reads the Secret; the leader reconciles.
   start(): void {
-    const every = (ms: number, work: () => Promise<void>): void => {
-      const run = (): void => void work().catch((error) => this.#o.logger.warn({ err: apiErrorText(error) }, 'auto-tls step failed'))
-      run()
-      this.#timers.push(setInterval(run, ms).unref())
-    }
-    every(this.#o.refreshIntervalMs, () => this.refresh())
-    every(this.#o.reconcileIntervalMs, async () => {
-      if (this.leading) await this.reconcile()
+    this.#every(this.#refreshIntervalMs, () =>
+      this.refresh().catch((error: unknown) => this.#logger.warn({ secret: SECRET_NAME, err: apiErrorText(error) }, 'auto-tls: could not read the certificate Secret')),
+    )
+    this.#every(this.#reconcileIntervalMs, async () => {
+      if (this.#leading) await this.#requestReconcile()
     })
   }
 
-  async setLeading(leading: boolean): Promise<void> {
-    this.leading = leading
-    if (leading) await this.reconcile().catch((error) => this.#o.logger.warn({ err: apiErrorText(error) }, 'auto-tls reconcile failed'))
+  // Until the first certificate is in, the Secret is read every second, so a
+  // follower is ready moments after the leader has stored it.
+  #every(intervalMs: number, work: () => Promise<unknown>): void {
+    const run = (): void => {
+      void work().finally(() => this.#after(this.#pair ? intervalMs : Math.min(intervalMs, 1_000), run))
+    }
+    run()
+  }
+
+  #after(ms: number, fn: () => void): void {
+    if (this.#closed) return
+    const handle = this.#timers.setTimeout(() => {
+      this.#timerHandles.delete(handle)
+      fn()
+    }, ms)
+    this.#timerHandles.add(handle)
+  }
+
+  // Leadership changes come from the elector (or are fixed at true for a single replica).
+  setLeading(leading: boolean): Promise<void> {
+    this.#leading = leading
+    if (!leading) {
+      void this.#watch?.stop()
+      this.#watch = undefined
+      return Promise.resolve()
+    }
+    // Someone editing the configuration (a re-apply, a recreate) gets its caBundle back at once.
+    if (!this.#watch && this.#webhooks.watch && !this.#closed) this.#watch = this.#webhooks.watch(() => void this.#requestReconcile())
+    return this.#requestReconcile()
   }
 
   async close(): Promise<void> {
-    for (const timer of this.#timers) clearInterval(timer)
+    this.#closed = true
+    for (const handle of this.#timerHandles) this.#timers.clearTimeout(handle)
+    this.#timerHandles.clear()
+    await this.#watch?.stop()
+    this.#watch = undefined
   }
 
-  // Serve what the Secret holds.
+  // Serve what the Secret holds (every replica, every refresh interval).
   async refresh(): Promise<void> {
-    const secret = await this.#o.secrets.read()
-    const certPem = unb64(secret?.data[KEYS.cert])
-    const keyPem = unb64(secret?.data[KEYS.key])
-    const caPem = unb64(secret?.data[KEYS.ca])
-    if (!certPem || !keyPem || certPem === this.#pair?.certPem) return
-    this.#serve({ certPem, keyPem, ...(caPem ? { caPem } : {}) })
+    const secret = await this.#secrets.read()
+    if (secret) this.#serveFrom(secret.data)
   }
 
-  #serve(pair: CertPair): void {
+  #serveFrom(data: SecretData): void {
+    const certPem = unb64(data[KEYS.cert])
+    const keyPem = unb64(data[KEYS.key])
+    const caPem = unb64(data[KEYS.ca])
+    if (!certPem || !keyPem || certPem === this.#pair?.certPem) return
+    const pair: CertPair = { certPem, keyPem, ...(caPem ? { caPem } : {}) }
     const first = this.#pair === undefined
     this.#pair = pair
     if (first) this.#readyResolve(pair)
     else for (const listener of this.#listeners) listener(pair)
   }
 
+  // One reconcile now, after any in progress; errors reach the caller.
+  reconcile(): Promise<void> {
+    const run = this.#queue.then(() => this.#reconcileOnce())
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  // A reconcile soon (joining one already waiting); a failure is logged and retried.
+  #requestReconcile(): Promise<void> {
+    if (this.#queued) return this.#queued
+    const run = this.#queue.then(async () => {
+      this.#queued = undefined
+      if (!this.#leading || this.#closed) return
+      try {
+        await this.#reconcileOnce()
+      } catch (error) {
+        this.#logger.warn({ webhook: this.#webhookName, err: apiErrorText(error), retryInMs: this.#retryIntervalMs }, 'auto-tls: reconcile failed')
+        if (!this.#retryPending) {
+          this.#retryPending = true
+          this.#after(this.#retryIntervalMs, () => {
+            this.#retryPending = false
+            void this.#requestReconcile()
+          })
+        }
+      }
+    })
+    this.#queued = run
+    this.#queue = run
+    return run
+  }
+
   // The leader's job: a valid CA and serving certificate in the Secret, and
-  // the CA bundle in every webhook entry.
-  async reconcile(): Promise<void> {
-    const now = this.#o.now()
-    const secret = await this.#o.secrets.read()
+  // the CA (with the previous one) in every webhook entry.
+  async #reconcileOnce(): Promise<void> {
+    const nowMs = this.#now()
+    const secret = await this.#secrets.read()
+    let resourceVersion = secret?.resourceVersion
     const data: SecretData = { ...(secret?.data ?? {}) }
+    const config = await this.#webhooks.read()
+    if (!config) this.#logger.warn({ webhook: this.#webhookName }, 'auto-tls: MutatingWebhookConfiguration not found; its caBundle will be set once it exists')
+    const trusted = bundleCerts((config?.caBundles ?? []).map((bundle) => unb64(bundle) ?? '').join('\n'))
+
+    // 1. A CA with time left, stored before anything trusts or uses it.
     let ca = this.#currentCa(data)
-    let changed = false
-    if (!ca || notAfterMs(ca.certPem) - now < this.#o.caValidityMs / 12) {
-      if (ca) data[KEYS.previousCa] = b64(ca.certPem)
-      ca = generateCA({ commonName: `vault-injector CA ${new Date(now).toISOString()}`, validityMs: this.#o.caValidityMs })
-      data[KEYS.ca] = b64(ca.certPem)
-      data[KEYS.caKey] = b64(ca.keyPem)
-      this.#o.logger.info({ notAfter: ca.notAfter.toISOString() }, 'auto-tls: new CA')
-      changed = true
+    if (!ca || notAfterMs(ca.cert) - nowMs < Math.max(this.#caValidityMs / 12, 2 * this.#servingValidityMs)) {
+      // The CA replaced stays trusted: replicas may still serve certificates it
+      // signed. With no CA in the Secret (first start, or the Secret was
+      // deleted), that is the newest CA the webhook trusts now, if any.
+      const previous = ca?.cert ?? newestValid(trusted, nowMs)
+      const made = generateCA({ commonName: `vault-injector CA ${new Date(nowMs).toISOString()}`, validityMs: this.#caValidityMs })
+      data[KEYS.ca] = b64(made.certPem)
+      data[KEYS.caKey] = b64(made.keyPem)
+      if (previous) data[KEYS.previousCa] = b64(previous.toString())
+      else delete data[KEYS.previousCa]
+      resourceVersion = await this.#secrets.write(data, resourceVersion)
+      ca = this.#currentCa(data)!
+      this.#logger.info({ notAfter: made.notAfter.toISOString(), fingerprint: ca.cert.fingerprint256 }, 'auto-tls: new CA stored')
     }
-    const previous = unb64(data[KEYS.previousCa])
-    if (previous && notAfterMs(previous) < now) {
+    let dirty = false
+    let previous = parseCert(unb64(data[KEYS.previousCa]))
+    if (data[KEYS.previousCa] && (!previous || notAfterMs(previous) <= nowMs)) {
       delete data[KEYS.previousCa]
-      changed = true
+      previous = undefined
+      dirty = true
     }
-    // The bundle first: the API server must trust a CA before anything it signed is served.
-    await this.#syncCaBundle(ca.certPem + (data[KEYS.previousCa] ? unb64(data[KEYS.previousCa]) : ''))
-    if (this.#needsNewLeaf(data, ca, now)) {
-      const leaf = generateServingCert({ ca, hosts: this.#o.hosts, validityMs: this.#o.servingValidityMs })
+
+    // 2. Every entry trusts the CA and the previous one. An unexpired CA
+    // already there that is not older than ours stays too: only a leader a
+    // moment ahead of us (our view of the Secret is stale) can have put it there.
+    if (config) {
+      const bundle = [ca.cert, ...(previous ? [previous] : [])]
+      for (const cert of trusted) {
+        const newer = notBeforeMs(cert) >= notBeforeMs(ca.cert) && notAfterMs(cert) > nowMs
+        if (newer && !bundle.some((c) => c.fingerprint256 === cert.fingerprint256)) bundle.push(cert)
+      }
+      await this.#syncCaBundle(config, bundle.map((c) => c.toString()).join(''))
+    }
+
+    // 3. The serving certificate, signed by a CA the webhook now trusts. If
+    // that CA has only just been added to the bundle and the current
+    // certificate is still good, wait a little for the API servers to see it.
+    const justTrusted = config !== undefined && config.caBundles.length > 0 && !trusted.some((c) => c.fingerprint256 === ca.cert.fingerprint256)
+    const needsLeaf = this.#needsNewLeaf(data, ca.cert, nowMs)
+    if (needsLeaf && justTrusted && this.#leafStillGood(data, [ca.cert, ...(previous ? [previous] : [])], nowMs)) {
+      this.#logger.info({ waitMs: this.#trustDelayMs }, 'auto-tls: new CA in the caBundle; the serving certificate it signs follows shortly')
+      this.#after(this.#trustDelayMs, () => void this.#requestReconcile())
+    } else if (needsLeaf) {
+      const leaf = generateServingCert({ ca, hosts: this.#hosts, validityMs: this.#servingValidityMs })
       data[KEYS.cert] = b64(leaf.certPem)
       data[KEYS.key] = b64(leaf.keyPem)
-      this.#o.logger.info({ notAfter: leaf.notAfter.toISOString(), hosts: this.#o.hosts }, 'auto-tls: new serving certificate')
-      changed = true
+      dirty = true
+      this.#logger.info({ notAfter: leaf.notAfter.toISOString(), hosts: this.#hosts }, 'auto-tls: new serving certificate')
     }
-    if (changed) await this.#o.secrets.write(data, secret?.resourceVersion)
-    await this.refresh()
+    if (dirty) await this.#secrets.write(data, resourceVersion)
+    this.#serveFrom(data)
   }
 
-  #currentCa(data: SecretData): CertificateAuthority | undefined {
+  #currentCa(data: SecretData): (CertificateAuthority & { cert: X509Certificate }) | undefined {
     const certPem = unb64(data[KEYS.ca])
     const keyPem = unb64(data[KEYS.caKey])
-    if (!certPem || !keyPem) return undefined
-    return { certPem, keyPem, notAfter: new Date(notAfterMs(certPem)) }
+    const cert = parseCert(certPem)
+    if (!certPem || !keyPem || !cert) return undefined
+    return { certPem, keyPem, notAfter: new Date(notAfterMs(cert)), cert }
   }
 
-  #needsNewLeaf(data: SecretData, ca: CertificateAuthority, now: number): boolean {
+  #needsNewLeaf(data: SecretData, ca: X509Certificate, nowMs: number): boolean {
     const certPem = unb64(data[KEYS.cert])
     if (!certPem || !data[KEYS.key]) return true
-    const remaining = notAfterMs(certPem) - now
-    return remaining < this.#o.servingValidityMs / 3 || !signedBy(certPem, ca.certPem) || !coversHosts(certPem, this.#o.hosts)
+    const remainingMs = notAfterMs(parseCert(certPem)) - nowMs
+    return remainingMs < this.#servingValidityMs / 3 || !signedBy(certPem, ca) || !coversHosts(certPem, this.#hosts)
   }
 
-  async #syncCaBundle(bundlePem: string): Promise<void> {
-    const config = await this.#o.webhooks.read()
-    if (!config) {
-      this.#o.logger.warn({ webhook: this.#o.webhookName }, 'auto-tls: MutatingWebhookConfiguration not found; caBundle not set')
-      return
-    }
-    const wanted = b64(bundlePem)
-    if (config.caBundles.every((bundle) => bundle === wanted)) return
-    await this.#o.webhooks.setCaBundle(config.resourceVersion, config.caBundles.length, wanted)
-    this.#o.logger.info({ webhook: this.#o.webhookName, entries: config.caBundles.length }, 'auto-tls: caBundle updated')
+  // Unexpired for a while yet, and signed by one of the trusted CAs.
+  #leafStillGood(data: SecretData, cas: X509Certificate[], nowMs: number): boolean {
+    const certPem = unb64(data[KEYS.cert])
+    if (!certPem || !data[KEYS.key]) return false
+    return notAfterMs(parseCert(certPem)) - nowMs > 2 * this.#trustDelayMs && cas.some((ca) => signedBy(certPem, ca))
   }
+
+  async #syncCaBundle(config: { resourceVersion: string; caBundles: (string | undefined)[] }, bundlePem: string): Promise<void> {
+    const wanted = b64(bundlePem)
+    if (config.caBundles.length === 0 || config.caBundles.every((bundle) => bundle === wanted)) return
+    await this.#webhooks.setCaBundle(config.resourceVersion, config.caBundles.length, wanted)
+    this.#logger.info({ webhook: this.#webhookName, entries: config.caBundles.length, cas: bundleCerts(bundlePem).length }, 'auto-tls: caBundle updated')
+  }
+}
+
+function newestValid(certs: X509Certificate[], nowMs: number): X509Certificate | undefined {
+  const valid = certs.filter((c) => c.ca && notAfterMs(c) > nowMs)
+  return valid.sort((a, b) => notBeforeMs(b) - notBeforeMs(a))[0]
 }
 
 export function secretStore(kc: KubeConfig, namespace: string, name = SECRET_NAME): SecretStore {
@@ -224,14 +387,17 @@ export function secretStore(kc: KubeConfig, namespace: string, name = SECRET_NAM
       }
     },
     async write(data, resourceVersion) {
-      const body = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name, namespace, labels: { 'app.kubernetes.io/name': 'vault-injector' }, ...(resourceVersion ? { resourceVersion } : {}) }, data }
-      if (resourceVersion) await api.replaceNamespacedSecret({ name, namespace, body })
-      else await api.createNamespacedSecret({ namespace, body })
+      const metadata = { name, namespace, labels: { 'app.kubernetes.io/name': 'vault-injector', 'app.kubernetes.io/component': 'auto-tls' }, ...(resourceVersion ? { resourceVersion } : {}) }
+      const body = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata, data }
+      const written = resourceVersion ? await api.replaceNamespacedSecret({ name, namespace, body }) : await api.createNamespacedSecret({ namespace, body })
+      return written.metadata?.resourceVersion
     },
   }
 }
 
-export function webhookStore(kc: KubeConfig, name: string): WebhookStore {
+const MWC_PATH = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations'
+
+export function webhookStore(kc: KubeConfig, name: string, logger?: Logger): WebhookStore {
   const api = kc.makeApiClient(AdmissionregistrationV1Api)
   return {
     async read() {
@@ -244,12 +410,35 @@ export function webhookStore(kc: KubeConfig, name: string): WebhookStore {
       }
     },
     async setCaBundle(resourceVersion, count, caBundle) {
-      // A JSON Patch guarded by the resourceVersion read: a concurrent edit fails it.
+      // A JSON Patch guarded by what was read: the test ops fail it if the
+      // configuration changed since (another writer, an entry added or removed).
       const body = [
         { op: 'test', path: '/metadata/resourceVersion', value: resourceVersion },
         ...Array.from({ length: count }, (_, i) => ({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: caBundle })),
       ]
       await api.patchMutatingWebhookConfiguration({ name, body }, setHeaderOptions('Content-Type', 'application/json-patch+json'))
+    },
+    // A list+watch of this one object (a metadata.name field selector, which
+    // RBAC's resourceNames allows), restarted after errors.
+    watch(onChange) {
+      const fieldSelector = `metadata.name=${name}`
+      const informer = new ListWatch<V1MutatingWebhookConfiguration>(MWC_PATH, new Watch(kc), () => api.listMutatingWebhookConfiguration({ fieldSelector }), false, undefined, fieldSelector)
+      let stopped = false
+      let retry: NodeJS.Timeout | undefined
+      informer.on('change', () => onChange())
+      informer.on('error', (error: unknown) => {
+        if (stopped) return
+        logger?.warn({ webhook: name, err: apiErrorText(error) }, 'auto-tls: webhook configuration watch failed; retrying in 5 s')
+        retry = setTimeout(() => void informer.start().catch(() => {}), 5_000).unref()
+      })
+      void informer.start().catch(() => {})
+      return {
+        async stop() {
+          stopped = true
+          clearTimeout(retry)
+          await informer.stop()
+        },
+      }
     },
   }
 }
@@ -258,30 +447,48 @@ export function defaultHosts(namespace: string, service = 'vault-injector'): str
   return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`]
 }
 
+export function autoTlsHosts(settings: Pick<Settings, 'tlsAutoHosts' | 'namespace'>): string[] {
+  const listed = settings.tlsAutoHosts
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean)
+  return listed.length > 0 ? listed : defaultHosts(settings.namespace)
+}
+
 // What `serve` uses when AGENT_INJECT_TLS_AUTO is set.
 export function createAutoTlsSource(settings: Settings, logger: Logger): CertSource {
   const kc = loadKubeConfig()
-  const hosts = settings.tlsAutoHosts ? settings.tlsAutoHosts.split(',').map((h) => h.trim()).filter(Boolean) : defaultHosts(settings.namespace)
-  const tls = new AutoTls({ secrets: secretStore(kc, settings.namespace), webhooks: webhookStore(kc, settings.tlsAuto), webhookName: settings.tlsAuto, hosts, logger })
+  const tls = new AutoTls({
+    secrets: secretStore(kc, settings.namespace),
+    webhooks: webhookStore(kc, settings.tlsAuto, logger),
+    webhookName: settings.tlsAuto,
+    hosts: autoTlsHosts(settings),
+    logger,
+  })
   tls.start()
   if (!settings.useLeaderElector) {
+    // One replica: it is the leader. (Several replicas without the elector
+    // still converge, as every write is guarded by resourceVersion, but they
+    // race each other; set AGENT_INJECT_USE_LEADER_ELECTOR=true.)
     void tls.setLeading(true)
     return tls
   }
-  const identity = settings.podName || `vault-injector-${process.pid}`
   const elector = new LeaderElector({
     store: leaseStore(kc, settings.namespace, LEASE_NAME),
     namespace: settings.namespace,
     name: LEASE_NAME,
-    identity,
+    identity: defaultIdentity(settings.podName),
     logger,
     onChange: (leading) => void tls.setLeading(leading),
   })
   elector.start()
-  const close = tls.close.bind(tls)
-  tls.close = async () => {
-    await elector.stop()
-    await close()
+  return {
+    ready: () => tls.ready(),
+    current: () => tls.current(),
+    onChange: (listener) => tls.onChange(listener),
+    async close() {
+      await elector.stop()
+      await tls.close()
+    },
   }
-  return tls
 }
