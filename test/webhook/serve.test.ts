@@ -77,7 +77,10 @@ t.test('with nothing configured: a local CA, a clear note, answers, and a clean 
   const answer = await httpsRequest(`${s.url}/mutate`, ca, { body: example })
   t.equal(answer.status, 200)
   t.match(answer.json().response, { allowed: true, patchType: 'JSONPatch' })
-  t.ok(s.logs.some((l) => l.msg === 'admission' && l.decision === 'inject'), 'the audit line')
+  // The audit line travels through a pipe; it may land after the answer.
+  const audited = (): boolean => s.logs.some((l) => l.msg === 'admission' && l.decision === 'inject')
+  for (let i = 0; i < 100 && !audited(); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.ok(audited(), 'the audit line')
 
   s.child.kill('SIGTERM')
   t.equal(await s.exited, 0, 'SIGTERM: exit 0')
