@@ -47,8 +47,9 @@ function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
+// The same shape as every other HTTP error the server sends (fastify's).
 function badRequest(message: string): AdmissionOutcome {
-  return { statusCode: 400, body: { error: 'Bad Request', message } }
+  return { statusCode: 400, body: { statusCode: 400, error: 'Bad Request', message } }
 }
 
 // Iterative, so a hostile document cannot exhaust the stack here.

@@ -2,7 +2,7 @@
 // rotates), POST /mutate, health and metrics. Every error path answers; none
 // can take the process down.
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Logger as PinoLogger } from 'pino'
 import type { Settings } from '../engine/settings.ts'
@@ -71,6 +71,11 @@ async function listenOn(app: FastifyInstance<HttpsServer, IncomingMessage, Serve
   }
 }
 
+// Every HTTP error has one shape: fastify's {statusCode, error, message}.
+function errorBody(statusCode: number, message: string): { statusCode: number; error: string; message: string } {
+  return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message }
+}
+
 function errorAnswer(error: FastifyError): { statusCode: number; message: string } {
   const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { statusCode, message: 'request body is larger than the limit (AGENT_INJECT_MAX_BODY_BYTES)' }
@@ -113,9 +118,9 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
     const answer = errorAnswer(error)
     if (answer.statusCode >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.warn({ statusCode: answer.statusCode, reason: answer.message, url: request.url }, 'request rejected')
-    void reply.code(answer.statusCode).send({ error: answer.statusCode, message: answer.message })
+    void reply.code(answer.statusCode).send(errorBody(answer.statusCode, answer.message))
   })
-  app.setNotFoundHandler((request, reply) => void reply.code(404).send({ error: 404, message: `no route for ${request.method} ${request.url}` }))
+  app.setNotFoundHandler((request, reply) => void reply.code(404).send(errorBody(404, `no route for ${request.method} ${request.url}`)))
 
   // Per /mutate request: whether it holds a concurrency slot, and the decision
   // (for the duration histogram's label).
@@ -137,7 +142,7 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
     if (!isReview(request)) return
     if (inFlight >= settings.maxConcurrentRequests) {
       reviews.set(request, { counted: false, decision: 'overloaded' })
-      return reply.code(503).header('retry-after', '1').send({ error: 503, message: 'too many reviews in flight' })
+      return reply.code(503).header('retry-after', '1').send(errorBody(503, 'too many reviews in flight'))
     }
     reviews.set(request, { counted: true, decision: 'invalid' })
     inFlight++
