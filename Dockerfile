@@ -6,7 +6,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --omit=dev skips the `node` devDependency (the image has Node 24) and the test
 # tooling; --ignore-scripts: no production dependency needs an install script.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# Source maps, type declarations and docs are not needed at run time (109 MB → 59 MB).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force \
+ && find node_modules \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.md' \) -delete
 
 FROM node:24-alpine
 WORKDIR /app
