@@ -5,9 +5,9 @@
 // in a Secret, caBundle patched), or, with neither, an embedded CA and
 // certificate for localhost in certs/ and a server on 127.0.0.1:8080.
 import type { Command } from 'commander'
-import { DEFAULT_VAULT_ADDRESS, type Settings } from '../engine/settings.ts'
-import { fileURLToPath } from 'node:url'
 import { relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { DEFAULT_VAULT_ADDRESS, type Settings } from '../engine/settings.ts'
 import { cipherList } from '../tls/ciphers.ts'
 import { ensureEmbeddedCerts } from '../tls/embedded.ts'
 import { FileCertSource, type Logger } from '../tls/files.ts'
@@ -27,6 +27,8 @@ interface Startup {
   settings: Settings
   certSource: CertSource
   notes: string[]
+  // Set in the embedded default: the local CA, for the note on stderr.
+  localCa?: { caFile: string; created: boolean }
 }
 
 // Settings only the server reads, checked before anything starts, so a typo
@@ -54,15 +56,18 @@ async function certSourceFor(settings: Settings, listenSet: boolean, logger: Log
   const certs = ensureEmbeddedCerts(certsDir)
   const local = listenSet ? settings : { ...settings, listen: '127.0.0.1:8080' }
   notes.push(`${certs.created ? 'generated' : 'reusing'} a local CA and serving certificate: the CA is ${certs.caFile}`)
-  // Said plainly on stderr too: this is what a first-time user needs next.
-  const caPath = relative(process.cwd(), certs.caFile) || certs.caFile
-  const url = `https://${hostForUrl(local.listen)}/mutate`
+  const certSource = new FileCertSource({ certFile: certs.certFile, keyFile: certs.keyFile, caFile: certs.caFile, logger })
+  return { settings: local, certSource, notes, localCa: { caFile: certs.caFile, created: certs.created } }
+}
+
+// Said plainly on stderr, beside the JSON log: what a first-time user needs next.
+function printLocalCaNote(localCa: { caFile: string; created: boolean }, address: string): void {
+  const caPath = relative(process.cwd(), localCa.caFile) || localCa.caFile
   process.stderr.write(
     `vault-injector: no certificate configured (AGENT_INJECT_TLS_CERT_FILE / AGENT_INJECT_TLS_AUTO), so it serves with a local CA.\n` +
-      `  CA certificate: ${certs.caFile}${certs.created ? ' (new)' : ''}\n` +
-      `  try: curl --cacert ${caPath} -H 'Content-Type: application/json' --data @examples/admission-review.json ${url}\n`,
+      `  CA certificate: ${localCa.caFile}${localCa.created ? ' (new)' : ''}\n` +
+      `  try: curl --cacert ${caPath} -H 'Content-Type: application/json' --data @examples/admission-review.json ${address}/mutate\n`,
   )
-  return { settings: local, certSource: new FileCertSource({ certFile: certs.certFile, keyFile: certs.keyFile, caFile: certs.caFile, logger }), notes }
 }
 
 // Label selectors in the policy need namespace labels: watched when a cluster
@@ -78,14 +83,6 @@ async function namespaceLabelsIfCluster(logger: Logger): Promise<NamespaceLabels
   }
   const { watchNamespaceLabels } = await import('../kube/namespaces.ts')
   return watchNamespaceLabels(kc, logger)
-}
-
-// host:port for a URL: "every interface" becomes 127.0.0.1, IPv6 gets brackets.
-function hostForUrl(listen: string): string {
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen.trim())
-  const host = match?.[1] ?? match?.[2] ?? ''
-  const shown = host === '' || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
-  return `${shown}:${match?.[3] ?? ''}`
 }
 
 export interface ServeOptions {
@@ -114,6 +111,7 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
   server.app.log.info({ vaultAddress: startup.settings.vaultAddress }, `agents will use Vault at ${startup.settings.vaultAddress}${vaultNote}`)
   const address = await server.listen()
   server.app.log.info({ address }, `vault-injector serving AdmissionReviews on ${address}/mutate`)
+  if (startup.localCa) printLocalCaNote(startup.localCa, address)
 
   let stopping = false
   const stop = (signal: string): void => {
