@@ -139,3 +139,25 @@ t.test('helpers: depth limit and log redaction', async (t) => {
   t.notOk(depthExceeds({ a: { b: [1, { c: 2 }] } }, 100))
   t.equal(redactValues('agent-limits-cpu: "s3cr\\"et" is not a quantity'), 'agent-limits-cpu: "(value not logged)" is not a quantity')
 })
+
+t.test('any JSON in any part of a review: an answer, never an exception', async (t) => {
+  const fc = (await import('fast-check')).default
+  const base = review(annotatedPod({ 'vault.hashicorp.com/agent-inject-secret-db': 'db/creds/app' }))
+  const anyJson = fc.jsonValue({ maxDepth: 4 })
+  const spots: ((value: unknown) => unknown)[] = [
+    (v) => v,
+    (v) => ({ ...base, request: v }),
+    (v) => ({ ...base, request: { ...base.request, object: v } }),
+    (v) => ({ ...base, request: { ...base.request, object: { ...base.request.object, spec: v } } }),
+    (v) => ({ ...base, request: { ...base.request, object: { ...base.request.object, metadata: { annotations: { 'vault.hashicorp.com/agent-inject': 'true', 'vault.hashicorp.com/role': v } } } } }),
+    (v) => ({ ...base, request: { ...base.request, kind: v, operation: v, namespace: v, uid: v } }),
+  ]
+  fc.assert(
+    fc.property(fc.nat(spots.length - 1), anyJson, (spot, value) => {
+      const outcome = admit(spots[spot]!(value), { settings })
+      return outcome.statusCode === 200 || outcome.statusCode === 400
+    }),
+    { numRuns: 600 },
+  )
+  t.pass('600 random reviews answered')
+})
