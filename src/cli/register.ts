@@ -1,14 +1,16 @@
 // `vault-injector register`: create or update the MutatingWebhookConfiguration
 // through the current kubeconfig (or in-cluster config); --dry-run prints it.
-import { AdmissionregistrationV1Api, CoreV1Api, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node'
+// client-node is imported only when the cluster is called: it is slow to load,
+// and every other command would pay for it.
+import type { V1MutatingWebhookConfiguration } from '@kubernetes/client-node'
 import { Option, type Command } from 'commander'
 import { readFileSync } from 'node:fs'
+import { X509Certificate } from 'node:crypto'
 import { stringify } from 'yaml'
-import { SECRET_NAME } from '../kube/auto-tls.ts'
-import { apiErrorText, isNotFound, loadKubeConfig } from '../kube/client.ts'
-import { buildWebhookConfiguration, DEFAULT_WEBHOOK_OPTIONS, type WebhookConfigOptions } from '../kube/webhook-config.ts'
+import { SECRET_NAME } from '../kube/names.ts'
+import { buildWebhookConfiguration, DEFAULT_WEBHOOK_OPTIONS, urlProblem, type WebhookConfigOptions } from '../kube/webhook-config.ts'
 
-interface RegisterOptions {
+export interface RegisterOptions {
   name: string
   namespace: string
   service: string
@@ -19,14 +21,21 @@ interface RegisterOptions {
   caFromSecret?: boolean
   failurePolicy: 'Ignore' | 'Fail'
   timeoutSeconds: string
+  matchConditions?: boolean
   dryRun?: boolean
 }
 
+// A mistake in the options (exit 2), as opposed to a failure talking to the cluster (exit 1).
+class UsageError extends Error {}
+
 export function webhookOptionsFrom(opts: RegisterOptions, caBundle?: string): WebhookConfigOptions {
   const timeoutSeconds = Number(opts.timeoutSeconds)
-  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 30) throw new Error(`--timeout-seconds: "${opts.timeoutSeconds}" is not accepted (1-30)`)
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 30) throw new UsageError(`--timeout-seconds: "${opts.timeoutSeconds}" is not accepted (1-30)`)
   const port = Number(opts.servicePort)
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--service-port: "${opts.servicePort}" is not a port number`)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--service-port: "${opts.servicePort}" is not a port number`)
+  if (opts.caFile && opts.caFromSecret) throw new UsageError('--ca-file and --ca-from-secret: give one')
+  const problem = opts.url === undefined ? undefined : urlProblem(opts.url)
+  if (problem) throw new UsageError(problem)
   return {
     name: opts.name,
     ...(opts.url ? { url: opts.url } : { service: { name: opts.service, namespace: opts.namespace, path: opts.path, port } }),
@@ -34,22 +43,64 @@ export function webhookOptionsFrom(opts: RegisterOptions, caBundle?: string): We
     failurePolicy: opts.failurePolicy,
     timeoutSeconds,
     ownNamespace: opts.namespace,
+    ...(opts.matchConditions === false ? { matchConditions: false } : {}),
   }
 }
 
+// base64 of the PEM file, after checking it holds at least one certificate.
+function caBundleFromFile(file: string): string {
+  let pem: string
+  try {
+    pem = readFileSync(file, 'utf8')
+  } catch (error) {
+    throw new UsageError(`--ca-file: ${(error as Error).message}`)
+  }
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+  try {
+    if (blocks.length === 0) throw new Error('no certificate')
+    for (const block of blocks) new X509Certificate(block)
+  } catch {
+    throw new UsageError(`--ca-file: ${file} holds no PEM certificate`)
+  }
+  return Buffer.from(pem).toString('base64')
+}
+
 async function caBundleFrom(opts: RegisterOptions): Promise<string | undefined> {
-  if (opts.caFile) return Buffer.from(readFileSync(opts.caFile, 'utf8')).toString('base64')
+  if (opts.caFile) return caBundleFromFile(opts.caFile)
   if (!opts.caFromSecret) return undefined
+  // The CA auto-TLS stores; the previous one too during a rollover.
+  const { CoreV1Api } = await import('@kubernetes/client-node')
+  const { loadKubeConfig } = await import('../kube/client.ts')
   const api = loadKubeConfig().makeApiClient(CoreV1Api)
   const secret = await api.readNamespacedSecret({ name: SECRET_NAME, namespace: opts.namespace })
   const ca = secret.data?.['ca.crt']
   if (!ca) throw new Error(`secret ${opts.namespace}/${SECRET_NAME} has no ca.crt yet`)
-  return ca
+  const previous = secret.data?.['ca-previous.crt']
+  return previous ? Buffer.from(Buffer.from(ca, 'base64').toString('utf8') + Buffer.from(previous, 'base64').toString('utf8')).toString('base64') : ca
 }
 
-// Create, or replace keeping the resourceVersion; an existing caBundle is kept
-// when none is given (auto-TLS or cert-manager manages it).
+// What an update sends: our spec, with what others manage on the live object
+// kept: a caBundle when we bring none (auto-TLS or cert-manager keeps it),
+// and the live object's annotations and labels (cert-manager's
+// inject-ca-from among them), ours winning on the same key.
+export function mergeForUpdate(config: V1MutatingWebhookConfiguration, existing: V1MutatingWebhookConfiguration): V1MutatingWebhookConfiguration {
+  const webhooks = (config.webhooks ?? []).map((w) => {
+    const kept = existing.webhooks?.find((e) => e.name === w.name)?.clientConfig.caBundle ?? existing.webhooks?.[0]?.clientConfig.caBundle
+    return w.clientConfig.caBundle || !kept ? w : { ...w, clientConfig: { ...w.clientConfig, caBundle: kept } }
+  })
+  const metadata = {
+    ...config.metadata,
+    labels: { ...existing.metadata?.labels, ...config.metadata?.labels },
+    ...(existing.metadata?.annotations || config.metadata?.annotations ? { annotations: { ...existing.metadata?.annotations, ...config.metadata?.annotations } } : {}),
+    resourceVersion: existing.metadata?.resourceVersion,
+  }
+  return { ...config, metadata, webhooks }
+}
+
+// Create, or replace the version read (a concurrent change makes it fail, not lost).
 async function apply(config: V1MutatingWebhookConfiguration): Promise<'created' | 'updated'> {
+  const { AdmissionregistrationV1Api } = await import('@kubernetes/client-node')
+  const { isNotFound, loadKubeConfig } = await import('../kube/client.ts')
   const api = loadKubeConfig().makeApiClient(AdmissionregistrationV1Api)
   const name = config.metadata!.name!
   let existing: V1MutatingWebhookConfiguration | undefined
@@ -62,11 +113,7 @@ async function apply(config: V1MutatingWebhookConfiguration): Promise<'created' 
     await api.createMutatingWebhookConfiguration({ body: config })
     return 'created'
   }
-  const webhooks = (config.webhooks ?? []).map((w, i) => {
-    const kept = existing.webhooks?.[i]?.clientConfig.caBundle
-    return w.clientConfig.caBundle || !kept ? w : { ...w, clientConfig: { ...w.clientConfig, caBundle: kept } }
-  })
-  await api.replaceMutatingWebhookConfiguration({ name, body: { ...config, webhooks, metadata: { ...config.metadata, resourceVersion: existing.metadata?.resourceVersion } } })
+  await api.replaceMutatingWebhookConfiguration({ name, body: mergeForUpdate(config, existing) })
   return 'updated'
 }
 
@@ -79,15 +126,18 @@ export function register(program: Command): void {
     .option('--service <name>', 'Service in front of the injector', 'vault-injector')
     .option('--service-port <port>', 'Service port', '443')
     .option('--path <path>', 'path of the mutate endpoint', '/mutate')
-    .option('--url <url>', 'call the webhook at this URL instead of a Service (a server outside the cluster)')
-    .option('--ca-file <file>', 'PEM CA that signed the serving certificate, for caBundle')
-    .option('--ca-from-secret', `read caBundle from the auto-TLS Secret ${SECRET_NAME}`)
-    .addOption(new Option('--failure-policy <policy>', 'what the API server does when the webhook cannot answer').choices(['Ignore', 'Fail']).default('Ignore'))
+    .option('--url <url>', 'call the webhook at this https:// URL instead of a Service (a server outside the cluster)')
+    .option('--ca-file <file>', 'PEM CA(s) that signed the serving certificate, for caBundle')
+    .option('--ca-from-secret', `caBundle from the auto-TLS Secret ${SECRET_NAME} in --namespace`)
+    .addOption(new Option('--failure-policy <policy>', 'what the API server does when the webhook cannot answer (docs/deploy.md)').choices(['Ignore', 'Fail']).default('Ignore'))
     .option('--timeout-seconds <n>', 'webhook timeout, 1-30', String(DEFAULT_WEBHOOK_OPTIONS.timeoutSeconds))
-    .option('--dry-run', 'print the YAML; change nothing')
+    .option('--no-match-conditions', 'send every pod, not only those with the vault.hashicorp.com/agent-inject annotation (policy namespace defaults that turn injection on; clusters before 1.28)')
+    .option('--dry-run', 'print the YAML; change nothing (reads the Secret with --ca-from-secret)')
     .action(async (opts: RegisterOptions) => {
       try {
-        const config = buildWebhookConfiguration(webhookOptionsFrom(opts, opts.dryRun && !opts.caFile ? undefined : await caBundleFrom(opts)))
+        const options = webhookOptionsFrom(opts) // options checked before any file or API read
+        const caBundle = await caBundleFrom(opts)
+        const config = buildWebhookConfiguration(caBundle ? { ...options, caBundle } : options)
         if (opts.dryRun) {
           process.stdout.write(stringify(config, { lineWidth: 0 }))
           return
@@ -95,8 +145,9 @@ export function register(program: Command): void {
         const outcome = await apply(config)
         process.stdout.write(`mutatingwebhookconfiguration/${opts.name} ${outcome}\n`)
       } catch (error) {
-        process.stderr.write(`vault-injector register: ${apiErrorText(error)}\n`)
-        process.exitCode = 1
+        const text = error instanceof UsageError ? error.message : (await import('../kube/client.ts')).apiErrorText(error)
+        process.stderr.write(`vault-injector register: ${text}\n`)
+        process.exitCode = error instanceof UsageError ? 2 : 1
       }
     })
 }

@@ -26,11 +26,11 @@ import { generateCA, generateServingCert, type CertificateAuthority } from '../t
 import type { Logger } from '../tls/files.ts'
 import type { CertPair, CertSource } from '../tls/source.ts'
 import { apiErrorText, isNotFound, loadKubeConfig } from './client.ts'
+import { LEASE_NAME, SECRET_NAME } from './names.ts'
 import { defaultIdentity, LeaderElector, leaseStore, realTimers, type Timers } from './leader.ts'
 
 const DAY_MS = 24 * 3_600_000
-export const SECRET_NAME = 'vault-injector-certs'
-export const LEASE_NAME = 'vault-injector-leader'
+export { LEASE_NAME, SECRET_NAME }
 
 // Secret keys: the served pair, the CA that signs it (and its key), and the CA before it.
 export const SECRET_KEYS = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt', caKey: 'ca.key', previousCa: 'ca-previous.crt' } as const

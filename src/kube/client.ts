@@ -1,11 +1,20 @@
-// Kubernetes API access: in-cluster config when running in a pod, else the
-// current kubeconfig (KUBECONFIG or ~/.kube/config), as kubectl does.
+// Kubernetes API access, found as kubectl finds it: KUBECONFIG, else
+// ~/.kube/config, else the pod's service account (in-cluster).
 import { ApiException, KubeConfig } from '@kubernetes/client-node'
 
-export function loadKubeConfig(): KubeConfig {
+export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig {
   const kc = new KubeConfig()
-  kc.loadFromDefault()
-  if (!kc.getCurrentCluster()) throw new Error('no Kubernetes cluster configured (no in-cluster service account and no kubeconfig)')
+  try {
+    kc.loadFromDefault()
+  } catch (error) {
+    throw new Error(`could not load the kubeconfig${env.KUBECONFIG ? ` (KUBECONFIG=${env.KUBECONFIG})` : ''}: ${(error as Error).message}`)
+  }
+  const cluster = kc.getCurrentCluster()
+  // With nothing found, client-node falls back to an unauthenticated
+  // http://localhost:8080 (the old insecure port). Never talk to that: it is
+  // not a cluster anyone configured, and locally it may be this very server.
+  const fallback = !env.KUBECONFIG && cluster?.name === 'cluster' && cluster.server === 'http://localhost:8080'
+  if (!cluster || fallback) throw new Error('no Kubernetes cluster configured (no KUBECONFIG, no ~/.kube/config, no in-cluster service account)')
   return kc
 }
 
@@ -20,9 +29,20 @@ export function isConflict(error: unknown): boolean {
 // The part of an API error worth logging (never the request body).
 export function apiErrorText(error: unknown): string {
   if (error instanceof ApiException) {
-    const body = error.body as { message?: unknown } | string | undefined
-    const message = typeof body === 'object' && body !== null && typeof body.message === 'string' ? body.message : ''
+    const body = parseBody(error.body)
+    const message = typeof body?.message === 'string' ? body.message : ''
     return `HTTP ${error.code}${message ? `: ${message}` : ''}`
   }
   return error instanceof Error ? error.message : String(error)
+}
+
+function parseBody(body: unknown): { message?: unknown } | undefined {
+  if (typeof body === 'object' && body !== null) return body as { message?: unknown }
+  if (typeof body !== 'string') return undefined
+  try {
+    const parsed = JSON.parse(body) as unknown
+    return typeof parsed === 'object' && parsed !== null ? (parsed as { message?: unknown }) : undefined
+  } catch {
+    return undefined
+  }
 }
