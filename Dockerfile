@@ -1,23 +1,34 @@
 # vault-injector image: Node 24 on Alpine, production dependencies only,
-# non-root, runs with a read-only root filesystem.
+# non-root, runs with a read-only root filesystem. No build step: Node 24 runs
+# the TypeScript sources directly by stripping their types.
 #   docker build -t vault-injector:0.1.0 .
+# Size estimate and how it was made: docs/deploy.md.
+
 FROM node:24-alpine AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=dev skips the `node` devDependency (the image has Node 24) and the test
-# tooling; --ignore-scripts: no production dependency needs an install script.
-# Source maps, type declarations and docs are not needed at run time (109 MB → 59 MB).
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force \
- && find node_modules \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.md' \) -delete
+# --omit=dev leaves out the `node` devDependency (the npm package that brings
+# Node 24 to development machines; the image has Node 24 already) and all the
+# test tooling. --ignore-scripts: no production dependency needs an install
+# script, so the package.json `allowScripts` entry (for `node`) never matters here.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# Nothing at run time reads source maps or type declarations: about half of
+# client-node's 62 MB. This takes node_modules from 109 MB to 62 MB on disk.
+RUN find node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete \
+ && rm -rf node_modules/@types
 
 FROM node:24-alpine
 WORKDIR /app
 ENV NODE_ENV=production
+# Only what runs: dependencies, sources, the JSON Schemas the CLI loads at
+# start (policy and test suites), and package.json (version, "type": "module").
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
-# Numeric user, so runAsNonRoot can verify it.
+COPY schemas ./schemas
+# Numeric user and group (not in /etc/passwd), so the kubelet can check
+# runAsNonRoot; manifests/base/deployment.yaml runs as the same 10001.
 USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["node", "bin/vault-injector.js"]

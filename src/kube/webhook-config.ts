@@ -1,5 +1,5 @@
 // The MutatingWebhookConfiguration, built in one place: `vault-injector
-// register` sends it, and manifests/mutating-webhook.yaml is its output (a
+// register` sends it, and manifests/base/mutating-webhook.yaml is its output (a
 // test keeps them equal). It follows Kubernetes' webhook guidance.
 import type { AdmissionregistrationV1WebhookClientConfig, V1MutatingWebhookConfiguration } from '@kubernetes/client-node'
 

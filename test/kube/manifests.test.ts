@@ -1,73 +1,205 @@
-// The shipped manifests: they parse, the webhook configuration is exactly
-// what `register` builds, and the Deployment keeps its security promises.
+// The shipped manifests and image: they parse, kustomize builds both variants,
+// the webhook configuration is exactly what `register` builds, every name one
+// object uses to find another matches, RBAC grants only what the code calls,
+// and the Deployment and Dockerfile keep their security promises.
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { parseAllDocuments } from 'yaml'
-import { buildWebhookConfiguration, DEFAULT_WEBHOOK_OPTIONS, MATCH_CONDITION_EXPRESSION } from '../../src/kube/webhook-config.ts'
 import { webhookOptionsFrom } from '../../src/cli/register.ts'
+import { defaultHosts } from '../../src/kube/auto-tls.ts'
+import { LEASE_NAME, SECRET_NAME } from '../../src/kube/names.ts'
+import { buildWebhookConfiguration, DEFAULT_WEBHOOK_OPTIONS, MATCH_CONDITION_EXPRESSION } from '../../src/kube/webhook-config.ts'
 
 type Obj = Record<string, any>
-const dir = new URL('../../manifests/', import.meta.url)
-const load = (file: string): Obj[] => parseAllDocuments(readFileSync(new URL(file, dir), 'utf8')).map((d) => d.toJS() as Obj)
+const root = new URL('../../', import.meta.url)
+const base = new URL('manifests/base/', root)
+const parseAll = (text: string): Obj[] => parseAllDocuments(text).map((d) => d.toJS() as Obj).filter(Boolean)
+const load = (file: string, dir = base): Obj[] => parseAll(readFileSync(new URL(file, dir), 'utf8'))
+const all = (): Obj[] => load('kustomization.yaml')[0]!.resources.flatMap((f: string) => load(f))
+const find = (objects: Obj[], kind: string, name = 'vault-injector'): Obj => {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name === name)
+  if (!found) throw new Error(`no ${kind} ${name}`)
+  return found
+}
+const envOf = (deployment: Obj): Record<string, Obj> => Object.fromEntries(deployment.spec.template.spec.containers[0].env.map((e: Obj) => [e.name, e]))
+function sourceFiles(dir: URL): URL[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(new URL(`${e.name}/`, dir)) : e.name.endsWith('.ts') ? [new URL(e.name, dir)] : []))
+}
+const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string }
 
-t.test('every file in the kustomization exists and parses', async (t) => {
+t.test('every file in the base kustomization exists and parses; manifests/ is the base', async (t) => {
   const kustomization = load('kustomization.yaml')[0]!
   for (const file of kustomization.resources) t.ok(load(file).length > 0, file)
-  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
+  const files = readdirSync(base).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
   t.same([...files].sort(), [...kustomization.resources].sort(), 'no file left out')
+  t.same(load('kustomization.yaml', new URL('manifests/', root))[0]!.resources, ['base'])
+  t.same(load('kustomization.yaml', new URL('manifests/cert-manager/', root))[0]!.resources, ['../base', 'certificates.yaml'])
 })
 
 t.test('the shipped MutatingWebhookConfiguration is what register builds', async (t) => {
-  const shipped = load('mutating-webhook.yaml')[0]
+  const shipped = load('mutating-webhook.yaml')[0]!
   t.same(shipped, JSON.parse(JSON.stringify(buildWebhookConfiguration(DEFAULT_WEBHOOK_OPTIONS))))
-  const defaults = webhookOptionsFrom({ name: 'vault-injector', namespace: 'vault-injector', service: 'vault-injector', servicePort: '443', path: '/mutate', failurePolicy: 'Ignore', timeoutSeconds: '5' })
-  t.same(defaults, DEFAULT_WEBHOOK_OPTIONS, 'register\'s defaults are the shipped ones')
-  const hook = shipped!.webhooks[0]
+  const defaults = webhookOptionsFrom({ name: 'vault-injector', namespace: 'vault-injector', service: 'vault-injector', servicePort: '443', path: '/mutate', failurePolicy: 'Ignore', timeoutSeconds: '5', matchConditions: true })
+  t.same(defaults, DEFAULT_WEBHOOK_OPTIONS, "register's defaults are the shipped ones")
+  const hook = shipped.webhooks[0]
   t.equal(hook.sideEffects, 'None')
   t.same(hook.admissionReviewVersions, ['v1', 'v1beta1'])
   t.same(hook.rules, [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }])
   t.equal(hook.reinvocationPolicy, 'IfNeeded')
-  t.ok(hook.timeoutSeconds <= 10)
-  t.same(hook.namespaceSelector.matchExpressions[0].values, ['kube-system', 'kube-public', 'vault-injector'])
+  t.equal(hook.matchPolicy, 'Equivalent')
+  t.equal(hook.failurePolicy, 'Ignore')
+  t.ok(hook.timeoutSeconds <= 10, 'a small timeout')
+  t.same(hook.namespaceSelector.matchExpressions, [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'vault-injector'] }])
   t.equal(hook.matchConditions[0].expression, MATCH_CONDITION_EXPRESSION)
-  t.throws(() => webhookOptionsFrom({ ...{ name: 'x', namespace: 'n', service: 's', servicePort: '443', path: '/m', failurePolicy: 'Fail' }, timeoutSeconds: '60' }), /1-30/)
+  t.notOk(hook.clientConfig.caBundle, 'no caBundle: auto-TLS or cert-manager sets it')
 })
 
-t.test('the Deployment: 2 replicas, probes, non-root, read-only, resources; service and PDB match it', async (t) => {
-  const deployment = load('deployment.yaml')[0]!
+t.test('names that tie the objects together all match', async (t) => {
+  const objects = all()
+  const ns = find(objects, 'Namespace').metadata.name
+  for (const o of objects) if (!['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration'].includes(o.kind)) t.equal(o.metadata.namespace, ns, `${o.kind} in ${ns}`)
+  const deployment = find(objects, 'Deployment')
+  const pod = deployment.spec.template
+  const labels = pod.metadata.labels
+  const service = find(objects, 'Service')
+  const webhook = find(objects, 'MutatingWebhookConfiguration')
+  const hook = webhook.webhooks[0]
+  const env = envOf(deployment)
+
+  const selects = (selector: Record<string, string>): boolean => Object.entries(selector).every(([k, v]) => labels[k] === v)
+  t.ok(selects(deployment.spec.selector.matchLabels), 'Deployment selector matches its pods')
+  t.ok(selects(service.spec.selector), 'Service selects the pods')
+  t.ok(selects(find(objects, 'PodDisruptionBudget').spec.selector.matchLabels), 'PDB selects the pods')
+  t.ok(selects(pod.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector.matchLabels), 'anti-affinity is between these pods')
+  const port = pod.spec.containers[0].ports.find((p: Obj) => p.name === service.spec.ports[0].targetPort)
+  t.equal(port?.containerPort, 8080, 'Service 443 → the container port 8080 by name')
+  t.equal(env.AGENT_INJECT_LISTEN?.value, ':8080')
+  t.same(hook.clientConfig.service, { name: service.metadata.name, namespace: ns, path: '/mutate', port: service.spec.ports[0].port })
+
+  // Its own pods are never sent to it (no deadlock when it restarts).
+  t.ok(hook.namespaceSelector.matchExpressions[0].values.includes(ns), 'own namespace excluded')
+  const own = hook.objectSelector.matchExpressions[0]
+  t.equal(own.operator, 'NotIn')
+  t.ok(own.values.includes(labels[own.key]), 'own pods excluded by label')
+
+  t.equal(env.AGENT_INJECT_TLS_AUTO?.value, webhook.metadata.name, 'auto-TLS patches the shipped configuration')
+  t.same(env.AGENT_INJECT_TLS_AUTO_HOSTS?.value.split(','), defaultHosts(ns, service.metadata.name), 'certificate names are the Service names')
+  t.equal(env.AGENT_INJECT_USE_LEADER_ELECTOR?.value, 'true')
+  t.equal(env.NAMESPACE?.valueFrom.fieldRef.fieldPath, 'metadata.namespace')
+  t.equal(env.POD_NAME?.valueFrom.fieldRef.fieldPath, 'metadata.name')
+  t.ok(env.AGENT_INJECT_VAULT_ADDR?.value)
+
+  const sa = find(objects, 'ServiceAccount').metadata.name
+  t.equal(pod.spec.serviceAccountName, sa)
+  for (const kind of ['ClusterRoleBinding', 'RoleBinding']) {
+    const binding = find(objects, kind)
+    t.same(binding.subjects, [{ kind: 'ServiceAccount', name: sa, namespace: ns }], `${kind} binds the ServiceAccount`)
+    t.equal(binding.roleRef.name, find(objects, binding.roleRef.kind).metadata.name)
+  }
+  t.equal(pod.spec.containers[0].image, `vault-injector:${pkg.version}`, 'image tag is the package version')
+})
+
+t.test('the Deployment: 2 replicas, probes, non-root, read-only, no capabilities, seccomp, resources', async (t) => {
+  const deployment = find(all(), 'Deployment')
   const pod = deployment.spec.template.spec
   const container = pod.containers[0]
   t.equal(deployment.spec.replicas, 2)
-  t.ok(pod.affinity.podAntiAffinity, 'anti-affinity')
+  t.equal(deployment.spec.strategy.rollingUpdate.maxUnavailable, 0, 'a rollout never drops below 2')
   t.equal(pod.securityContext.runAsNonRoot, true)
+  t.ok(Number.isInteger(pod.securityContext.runAsUser) && pod.securityContext.runAsUser > 0)
+  t.equal(pod.securityContext.seccompProfile.type, 'RuntimeDefault')
   t.equal(container.securityContext.readOnlyRootFilesystem, true)
   t.equal(container.securityContext.allowPrivilegeEscalation, false)
   t.same(container.securityContext.capabilities.drop, ['ALL'])
-  t.ok(container.resources.requests.memory && container.resources.limits.memory)
+  t.ok(container.resources.requests.cpu && container.resources.requests.memory && container.resources.limits.memory)
   for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) t.equal(container[probe].httpGet.scheme, 'HTTPS', probe)
   t.equal(container.readinessProbe.httpGet.path, '/health/ready')
-  const env = Object.fromEntries(container.env.map((e: Obj) => [e.name, e.value]))
-  t.equal(env.AGENT_INJECT_TLS_AUTO, 'vault-injector', 'auto-TLS names the shipped webhook configuration')
-  t.equal(load('service.yaml')[0]!.spec.ports[0].port, 443)
-  t.same(load('pdb.yaml')[0]!.spec.selector.matchLabels, deployment.spec.selector.matchLabels)
+  t.equal(container.startupProbe.httpGet.path, '/health/ready')
+  t.ok(pod.terminationGracePeriodSeconds >= 30, 'time to finish reviews in flight')
 })
 
-t.test('RBAC grants only what auto-TLS and the namespace-label watch use, by name where RBAC allows', async (t) => {
-  const [clusterRole, , role] = load('rbac.yaml')
-  t.same(clusterRole!.rules, [
-    { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['vault-injector'], verbs: ['get', 'patch'] },
+t.test('RBAC grants only what the code calls, by name wherever RBAC allows', async (t) => {
+  const objects = all()
+  t.same(find(objects, 'ClusterRole').rules, [
+    // auto-tls.ts webhookStore: read, list+watch by metadata.name, JSON Patch.
+    { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['vault-injector'], verbs: ['get', 'list', 'watch', 'patch'] },
+    // namespaces.ts: the namespace-label informer.
     { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
   ])
-  for (const rule of role!.rules) {
-    if (rule.verbs.includes('create')) t.same(rule.verbs, ['create'], 'create is alone (it cannot take resourceNames)')
-    else t.ok(rule.resourceNames?.length, `${rule.resources} limited by name`)
-    t.notOk(rule.verbs.includes('delete') || rule.verbs.includes('list') || rule.verbs.includes('watch'))
-  }
+  t.same(find(objects, 'Role').rules, [
+    { apiGroups: [''], resources: ['secrets'], resourceNames: [SECRET_NAME], verbs: ['get', 'update'] },
+    { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [LEASE_NAME], verbs: ['get', 'update'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+  ])
+  const text = readFileSync(new URL('rbac.yaml', base), 'utf8')
+  const rules = text.split('\n').filter((l) => l.trim().startsWith('- apiGroups'))
+  const commented = text.split('\n').filter((l, i, lines) => l.trim().startsWith('- apiGroups') && lines[i - 1]!.trim().startsWith('#'))
+  t.equal(commented.length, rules.length, 'every rule has its reason written above it')
 })
 
-t.test('the cert-manager variant parses and injects the CA', async (t) => {
-  const k = load('cert-manager/kustomization.yaml')[0]!
-  t.ok(k.resources.includes('../'))
-  t.match(JSON.stringify(k.patches), /cert-manager.io\/inject-ca-from/)
-  t.equal(load('cert-manager/certificates.yaml').length, 4)
+t.test('the cert-manager variant: certificates, the cainjector annotation, TLS files, and less RBAC', async (t) => {
+  const dir = new URL('manifests/cert-manager/', root)
+  const k = load('kustomization.yaml', dir)[0]!
+  const certs = load('certificates.yaml', dir)
+  const serving = find(certs, 'Certificate', 'vault-injector-serving')
+  const ca = find(certs, 'Certificate', 'vault-injector-ca')
+  t.same(serving.spec.dnsNames, defaultHosts('vault-injector'), 'serving certificate names are the Service names')
+  t.equal(find(certs, 'Issuer', serving.spec.issuerRef.name).spec.ca.secretName, ca.spec.secretName, 'the CA Issuer signs with the CA Certificate')
+  t.ok(find(certs, 'Issuer', ca.spec.issuerRef.name).spec.selfSigned)
+  t.equal(ca.spec.privateKey.rotationPolicy, 'Never', 'the CA keeps its key on renewal')
+  const patches = JSON.stringify(k.patches)
+  t.match(patches, `cert-manager.io/inject-ca-from: ${serving.metadata.namespace}/${serving.metadata.name}`)
+  t.match(patches, `secretName: ${serving.spec.secretName}`)
+})
+
+const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' })
+t.test('kustomize builds both variants (kubectl kustomize)', { skip: kubectl.status === 0 ? false : 'kubectl not installed' }, async (t) => {
+  const build = (dir: string): Obj[] => {
+    const r = spawnSync('kubectl', ['kustomize', new URL(dir, root).pathname], { encoding: 'utf8' })
+    t.equal(r.status, 0, r.stderr)
+    return parseAll(r.stdout)
+  }
+  const autoTls = build('manifests/')
+  t.same(autoTls.map((o) => o.kind).sort(), all().map((o) => o.kind).sort(), 'manifests/ is the base')
+  const certManager = build('manifests/cert-manager/')
+  const env = envOf(find(certManager, 'Deployment'))
+  t.notOk(env.AGENT_INJECT_TLS_AUTO || env.AGENT_INJECT_TLS_AUTO_HOSTS || env.AGENT_INJECT_USE_LEADER_ELECTOR, 'no auto-TLS settings left')
+  const pod = find(certManager, 'Deployment').spec.template.spec
+  const mount = pod.containers[0].volumeMounts.find((m: Obj) => m.name === 'tls')
+  t.equal(env.AGENT_INJECT_TLS_CERT_FILE?.value, `${mount.mountPath}/tls.crt`)
+  t.equal(env.AGENT_INJECT_TLS_KEY_FILE?.value, `${mount.mountPath}/tls.key`)
+  const volume = pod.volumes.find((v: Obj) => v.name === 'tls')
+  const serving = find(certManager, 'Certificate', 'vault-injector-serving')
+  t.equal(volume.secret.secretName, serving.spec.secretName, 'mounts the Secret cert-manager writes')
+  const [ns, certName] = find(certManager, 'MutatingWebhookConfiguration').metadata.annotations['cert-manager.io/inject-ca-from'].split('/')
+  t.equal(`${ns}/${certName}`, `${serving.metadata.namespace}/${serving.metadata.name}`, 'cainjector reads a Certificate that exists')
+  t.notOk(certManager.some((o) => o.kind === 'Role' || o.kind === 'RoleBinding'), 'no Secret or Lease access')
+  t.same(find(certManager, 'ClusterRole').rules, [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] }], 'only the namespace-label read stays')
+})
+
+t.test('Dockerfile: Node 24, production dependencies only, what runs is copied, numeric non-root user as in the Deployment', async (t) => {
+  const text = readFileSync(new URL('Dockerfile', root), 'utf8')
+  const from = [...text.matchAll(/^FROM (\S+)/gm)].map((m) => m[1])
+  t.ok(from.length >= 2 && from.every((image) => /^node:24[-.]/.test(image!)), `multi-stage on Node 24: ${from}`)
+  t.match(text, /npm ci --omit=dev/)
+  for (const path of ['bin', 'src', 'schemas', 'package.json']) t.match(text, new RegExp(`^COPY (--from=\\S+ )?${path}\\b`, 'm'), `copies ${path}`)
+  // Every file or directory outside src/ that the sources read must be in the
+  // image (certs/ is where the local-only embedded CA is written, not read).
+  const copied = [...text.matchAll(/^COPY (?:--from=\S+ )?(\S+)/gm)].map((m) => m[1]!.replace(/\/$/, ''))
+  for (const file of sourceFiles(new URL('src/', root))) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/new URL\('([^']+)', import\.meta\.url\)/g)) {
+      const top = new URL(m[1]!, file).pathname.slice(root.pathname.length).split('/')[0]!
+      if (top !== 'src' && top !== 'certs') t.ok(copied.includes(top), `${file.pathname.slice(root.pathname.length)} reads ${m[1]}: ${top} is copied`)
+    }
+  }
+  const user = /^USER (\d+):(\d+)$/m.exec(text)
+  t.ok(user, 'numeric USER uid:gid')
+  const pod = find(all(), 'Deployment').spec.template.spec
+  t.equal(pod.securityContext.runAsUser, Number(user![1]))
+  t.equal(pod.securityContext.runAsGroup, Number(user![2]))
+  t.match(text, /^ENTRYPOINT \["node", "bin\/vault-injector.js"\]/m)
+  const ignored = readFileSync(new URL('.dockerignore', root), 'utf8').split('\n')
+  for (const path of ['node_modules', '.git', 'certs', 'test']) t.ok(ignored.includes(path), `.dockerignore: ${path}`)
 })
