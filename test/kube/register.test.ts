@@ -111,3 +111,17 @@ t.test('creates the configuration, then updates it keeping the caBundle and anno
   t.equal(fromSecret.code, 0, fromSecret.stderr)
   t.equal(Buffer.from((parse(fromSecret.stdout) as Obj).webhooks[0].clientConfig.caBundle, 'base64').toString(), ca.certPem + previous.certPem)
 })
+
+t.test('docs/deploy.md names every register option, and no option register lacks', async (t) => {
+  const { Command } = await import('commander')
+  const { register } = await import('../../src/cli/register.ts')
+  const program = new Command()
+  register(program)
+  const options = program.commands[0]!.options.map((o) => o.long!)
+  const docs = (await import('node:fs')).readFileSync(new URL('docs/deploy.md', `file://${root}`), 'utf8')
+  for (const option of options) t.match(docs, option, `docs mention ${option}`)
+  const section = docs.slice(docs.indexOf('### Outside the cluster'), docs.indexOf('\n## ', docs.indexOf('### Outside the cluster')))
+  const mentioned = new Set(section.match(/--[a-z][a-z-]+/g) ?? [])
+  t.ok(mentioned.size >= options.length, 'the register section lists the options')
+  for (const option of mentioned) t.ok(options.includes(option), `${option} is a register option`)
+})
