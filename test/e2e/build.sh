@@ -6,9 +6,9 @@ set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
-VAULT_VERSION=${VAULT_VERSION:-v1.21.4}
-# The published sdk that matches Vault v1.21.4's in-tree sdk (its go.mod names
-# v0.21.0, whose ActivationFunc signature is newer than the server code).
+VAULT_VERSION=${VAULT_VERSION:-v1.21.0}
+# Vault v1.21.0 builds with the sdk its go.mod names (v1.21.4 does not: its in-tree sdk sits between the
+# published v0.20.0 and v0.21.0). Kept explicit so a version bump can pin it.
 VAULT_SDK_VERSION=${VAULT_SDK_VERSION:-v0.20.0}
 CACHE=${VAULT_INJECTOR_E2E_CACHE:-$HOME/.cache/vault-injector-e2e}
 BIN=$CACHE/bin

@@ -111,7 +111,7 @@ t.test('the init and sidecar agents render the secret, and the sidecar re-render
   writeFileSync(join(root, 'init.json'), JSON.stringify(remap(configOf(pod, 'vault-agent-init'), root)))
   const init = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'init.json')}`])
   const initCode = await new Promise<number | null>((resolve) => init.child.once('exit', resolve))
-  t.equal(initCode, 0, `the init agent exits after rendering: ${init.output.join('').slice(-1500)}`)
+  t.equal(initCode, 0, initCode === 0 ? 'the init agent exits after rendering' : `the init agent failed: ${init.output.join('').slice(-1500)}`)
   t.equal(readFileSync(rendered, 'utf8'), 'password=first-s3cret', 'the init agent rendered the secret before the app would start')
 
   writeFileSync(join(root, 'sidecar.json'), JSON.stringify(remap(configOf(pod, 'vault-agent'), root)))
