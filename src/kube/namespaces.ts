@@ -13,14 +13,22 @@ export interface NamespaceLabels {
 export function watchNamespaceLabels(kc: KubeConfig, logger: Logger): NamespaceLabels {
   const api = kc.makeApiClient(CoreV1Api)
   const informer = makeInformer<V1Namespace>(kc, '/api/v1/namespaces', () => api.listNamespace())
+  // stop() aborts the watch, which client-node reports as an error too: no restart then.
+  let stopped = false
+  let retry: NodeJS.Timeout | undefined
   informer.on('error', (error: unknown) => {
+    if (stopped) return
     logger.warn({ err: apiErrorText(error) }, 'namespace watch failed; retrying in 5 s')
-    setTimeout(() => void informer.start().catch(() => {}), 5000).unref()
+    retry = setTimeout(() => void informer.start().catch(() => {}), 5000).unref()
   })
   void informer.start().catch((error: unknown) => logger.warn({ err: apiErrorText(error) }, 'namespace watch did not start'))
   return {
     // A namespace not seen yet (created a moment ago) has the one label the API server always sets.
     labels: (namespace) => informer.get(namespace)?.metadata?.labels ?? { 'kubernetes.io/metadata.name': namespace },
-    stop: () => informer.stop(),
+    stop: () => {
+      stopped = true
+      clearTimeout(retry)
+      return informer.stop()
+    },
   }
 }

@@ -31,11 +31,15 @@ export async function startFakeApi(initial: Obj[] = []): Promise<FakeApi> {
   // Open watches: the collection path they watch, an optional name, and the stream.
   const watchers = new Set<{ collection: string; name?: string; res: http.ServerResponse }>()
   const changeListeners: ((path: string) => void)[] = []
+  // Every change, so a watch that starts from a resourceVersion gets what came after it, as from the API server.
+  const history: { version: number; collection: string; line: string; name: string }[] = []
   const notify = (type: 'ADDED' | 'MODIFIED' | 'DELETED', path: string, object: Obj): void => {
     for (const listener of changeListeners) listener(path)
     const collection = path.slice(0, path.lastIndexOf('/'))
+    const line = JSON.stringify({ type, object }) + '\n'
+    history.push({ version, collection, line, name: object.metadata?.name })
     for (const w of watchers) {
-      if (w.collection === collection && (!w.name || w.name === object.metadata?.name)) w.res.write(JSON.stringify({ type, object }) + '\n')
+      if (w.collection === collection && (!w.name || w.name === object.metadata?.name)) w.res.write(line)
     }
   }
   const store = (path: string, object: Obj): Obj => {
@@ -79,6 +83,8 @@ export async function startFakeApi(initial: Obj[] = []): Promise<FakeApi> {
             res.writeHead(200, { 'content-type': 'application/json' })
             res.flushHeaders()
             const watcher = { collection: path, ...(nameSelector ? { name: nameSelector } : {}), res }
+            const since = Number(params.get('resourceVersion') || version)
+            for (const h of history) if (h.version > since && h.collection === path && (!nameSelector || h.name === nameSelector)) res.write(h.line)
             watchers.add(watcher)
             res.on('close', () => watchers.delete(watcher))
             return
@@ -129,7 +135,7 @@ export async function startFakeApi(initial: Obj[] = []): Promise<FakeApi> {
       const object = objects.get(path)
       if (!object) return
       objects.delete(path)
-      notify('DELETED', path, object)
+      notify('DELETED', path, { ...object, metadata: { ...object.metadata, resourceVersion: String(++version) } })
     },
     close() {
       for (const w of watchers) w.res.end()
