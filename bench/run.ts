@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem, tmpdir, release } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
+import { build } from '../scripts/build.ts'
 import { generateCA, generateServingCert } from '../src/tls/ca.ts'
 import { benchEngine } from './engine.ts'
 import { admissionReview, scenarios } from './scenarios.ts'
@@ -75,6 +76,8 @@ async function load(url: string, body: string, options: { duration?: number; amo
 const fmt = (n: number, digits = 0): string => n.toFixed(digits)
 
 async function main(): Promise<void> {
+  // The server runs as `npm start` and the image run it: from the stripped build.
+  build()
   const dir = mkdtempSync(join(tmpdir(), 'vault-injector-bench-'))
   const ca = generateCA({ commonName: 'bench CA', validityMs: 3_600_000 })
   const leaf = generateServingCert({ ca, hosts: ['127.0.0.1', 'localhost'], validityMs: 3_600_000 })
@@ -87,7 +90,7 @@ async function main(): Promise<void> {
   const floor = await start('floor', ['bench/floor.ts'], { CERT_FILE: join(dir, 'tls.crt'), KEY_FILE: join(dir, 'tls.key'), PORT: '18443' }, 18443, ca.certPem)
   const ours = await start(
     'vault-injector',
-    ['src/cli.ts', 'serve'],
+    ['dist/cli.js', 'serve'],
     { AGENT_INJECT_LISTEN: '127.0.0.1:18444', AGENT_INJECT_TLS_CERT_FILE: join(dir, 'tls.crt'), AGENT_INJECT_TLS_KEY_FILE: join(dir, 'tls.key') },
     18444,
     ca.certPem,

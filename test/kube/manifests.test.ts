@@ -184,7 +184,7 @@ t.test('Dockerfile: Node 24, production dependencies only, what runs is copied, 
   const from = [...text.matchAll(/^FROM (\S+)/gm)].map((m) => m[1])
   t.ok(from.length >= 2 && from.every((image) => /^node:24[-.]/.test(image!)), `multi-stage on Node 24: ${from}`)
   t.match(text, /npm ci --omit=dev/)
-  for (const path of ['bin', 'src', 'schemas', 'package.json']) t.match(text, new RegExp(`^COPY (--from=\\S+ )?${path}\\b`, 'm'), `copies ${path}`)
+  for (const path of ['src', 'dist', 'schemas', 'package.json']) t.match(text, new RegExp(`^COPY (--from=\\S+ )?(/app/)?${path}\\b`, "m"), `copies ${path}`)
   // Every file or directory outside src/ that the sources read must be in the
   // image (certs/ is where the local-only embedded CA is written, not read).
   const copied = [...text.matchAll(/^COPY (?:--from=\S+ )?(\S+)/gm)].map((m) => m[1]!.replace(/\/$/, ''))
@@ -199,7 +199,8 @@ t.test('Dockerfile: Node 24, production dependencies only, what runs is copied, 
   const pod = find(all(), 'Deployment').spec.template.spec
   t.equal(pod.securityContext.runAsUser, Number(user![1]))
   t.equal(pod.securityContext.runAsGroup, Number(user![2]))
-  t.match(text, /^ENTRYPOINT \["node", "bin\/vault-injector.js"\]/m)
+  t.match(text, /^RUN node --no-warnings scripts\/build.ts/m, 'the types are stripped at build time')
+  t.match(text, /^ENTRYPOINT \["node", "dist\/cli.js"\]/m)
   const ignored = readFileSync(new URL('.dockerignore', root), 'utf8').split('\n')
   for (const path of ['node_modules', '.git', 'certs', 'test']) t.ok(ignored.includes(path), `.dockerignore: ${path}`)
 })
