@@ -93,7 +93,7 @@ export function readAnnotations(
   }
 
   const keyOf = (name: string, prefix?: string): string => (prefix ?? 'vault.hashicorp.com/') + name
-  const defaultsParsed = new Map<string, unknown>()
+  const defaultsParsed = parsedDefaults(settings)
   // get() is called some eighty times per pod: remember each answer.
   const answers = new Map<string, unknown>()
   const reading: Reading = {
@@ -140,6 +140,19 @@ export function readAnnotations(
 }
 
 const INVALID = Symbol('invalid')
+
+// Defaults depend only on the settings, which do not change while a process
+// runs: parse each once per settings object, not once per pod (parsing a URL
+// default on every admission showed in the profile).
+const DEFAULTS_BY_SETTINGS = new WeakMap<Settings, Map<string, unknown>>()
+function parsedDefaults(settings: Settings): Map<string, unknown> {
+  let cache = DEFAULTS_BY_SETTINGS.get(settings)
+  if (!cache) {
+    cache = new Map()
+    DEFAULTS_BY_SETTINGS.set(settings, cache)
+  }
+  return cache
+}
 
 // "" is a value only where it means something: "omit the field" (limits and
 // the like) or "unset" for annotations without a default. Elsewhere vault-k8s
