@@ -4,7 +4,8 @@
 // and the Deployment and Dockerfile keep their security promises.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import picomatch from 'picomatch'
 import { parseAllDocuments } from 'yaml'
 import { webhookOptionsFrom } from '../../src/cli/register.ts'
 import { defaultHosts } from '../../src/kube/auto-tls.ts'
@@ -200,7 +201,36 @@ t.test('Dockerfile: Node 24, production dependencies only, what runs is copied, 
   t.equal(pod.securityContext.runAsUser, Number(user![1]))
   t.equal(pod.securityContext.runAsGroup, Number(user![2]))
   t.match(text, /^RUN node --no-warnings scripts\/build.ts/m, 'the types are stripped at build time')
-  t.match(text, /^ENTRYPOINT \["node", "dist\/cli.js"\]/m)
+  const entry = /^ENTRYPOINT \[(.+)\]/m.exec(text)![1]!.split(', ').map((x) => JSON.parse(x) as string)
+  const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { scripts: Record<string, string> }
+  t.same([...entry, 'serve'], pkg.scripts.start!.split(' '), 'the image runs what npm start runs, Node flags included')
   const ignored = readFileSync(new URL('.dockerignore', root), 'utf8').split('\n')
   for (const path of ['node_modules', '.git', 'certs', 'test']) t.ok(ignored.includes(path), `.dockerignore: ${path}`)
+})
+
+// .dockerignore as Docker reads it: each line a glob from the context root,
+// matching the path or a parent directory; later lines win; `!` re-includes.
+function dockerIgnored(patterns: string[], path: string): boolean {
+  let excluded = false
+  const parts = path.split('/')
+  for (const line of patterns) {
+    const text = line.trim()
+    if (!text || text.startsWith('#')) continue
+    const negate = text.startsWith('!')
+    const isMatch = picomatch(negate ? text.slice(1) : text, { dot: true })
+    if (parts.some((_, i) => isMatch(parts.slice(0, i + 1).join('/')))) excluded = !negate
+  }
+  return excluded
+}
+
+t.test('.dockerignore keeps out of the build context nothing the Dockerfile copies from it', async (t) => {
+  const patterns = readFileSync(new URL('.dockerignore', root), 'utf8').split('\n')
+  const sources = [...readFileSync(new URL('Dockerfile', root), 'utf8').matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.trim().split(/\s+/))
+  t.ok(sources.length >= 4, `COPY sources: ${sources}`)
+  for (const source of sources) {
+    const path = source.replace(/\/$/, '')
+    const files = statSync(new URL(path, root)).isDirectory() ? readdirSync(new URL(path, root), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => `${e.parentPath}/${e.name}`.slice(root.pathname.length)) : [path]
+    t.ok(files.length > 0 && files.every((f) => !dockerIgnored(patterns, f)), `${source} reaches the build`)
+  }
+  t.ok(dockerIgnored(patterns, 'scripts/gen-annotation-docs.ts') && dockerIgnored(patterns, 'node_modules/x/y.js') && dockerIgnored(patterns, 'README.md'), 'the matcher does exclude')
 })
