@@ -12,6 +12,7 @@ import https from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { build } from '../scripts/build.ts'
+import { startArgs } from './start-command.ts'
 import { generateCA, generateServingCert, type CertificateAuthority } from '../src/tls/ca.ts'
 import { admissionReview, scenarios } from './scenarios.ts'
 
@@ -77,7 +78,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'vault-injector-load-'))
   const ca = generateCA({ commonName: 'load CA', validityMs: 3_600_000 })
   writeLeaf(ca, dir)
-  const server = spawn(join(root, 'node_modules/.bin/node'), [join(root, 'dist/cli.js'), 'serve'], {
+  const server = spawn(join(root, 'node_modules/.bin/node'), startArgs(), {
+    cwd: root,
     env: { ...process.env, AGENT_INJECT_LISTEN: `127.0.0.1:${port}`, AGENT_INJECT_TLS_CERT_FILE: join(dir, 'tls.crt'), AGENT_INJECT_TLS_KEY_FILE: join(dir, 'tls.key'), AGENT_INJECT_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   })

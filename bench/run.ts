@@ -12,6 +12,7 @@ import { cpus, totalmem, tmpdir, release } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { build } from '../scripts/build.ts'
+import { startArgs } from './start-command.ts'
 import { generateCA, generateServingCert } from '../src/tls/ca.ts'
 import { benchEngine } from './engine.ts'
 import { admissionReview, scenarios } from './scenarios.ts'
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
   const floor = await start('floor', ['bench/floor.ts'], { CERT_FILE: join(dir, 'tls.crt'), KEY_FILE: join(dir, 'tls.key'), PORT: '18443' }, 18443, ca.certPem)
   const ours = await start(
     'vault-injector',
-    ['dist/cli.js', 'serve'],
+    startArgs(),
     { AGENT_INJECT_LISTEN: '127.0.0.1:18444', AGENT_INJECT_TLS_CERT_FILE: join(dir, 'tls.crt'), AGENT_INJECT_TLS_KEY_FILE: join(dir, 'tls.key') },
     18444,
     ca.certPem,

@@ -10,4 +10,4 @@ if (major < 24) {
   process.exit(2)
 }
 const { buildProgram } = await import('../src/cli.ts')
-await buildProgram().parseAsync(process.argv)
+await (await buildProgram(process.argv)).parseAsync(process.argv)

@@ -9,11 +9,10 @@ import { relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_VAULT_ADDRESS, type Settings } from '../engine/settings.ts'
 import { cipherList } from '../tls/ciphers.ts'
-import { ensureEmbeddedCerts } from '../tls/embedded.ts'
 import { FileCertSource, type Logger } from '../tls/files.ts'
 import type { CertSource } from '../tls/source.ts'
 import type { NamespaceLabels } from '../kube/namespaces.ts'
-import { PolicyWatcher } from '../policy/load.ts'
+import type { PolicyWatcher } from '../policy/load.ts'
 import { createLogger } from '../webhook/logger.ts'
 import { buildServer, parseListen, type ServerOptions } from '../webhook/server.ts'
 import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
@@ -53,6 +52,8 @@ async function certSourceFor(settings: Settings, listenSet: boolean, logger: Log
     const { createAutoTlsSource } = await import('../kube/auto-tls.ts')
     return { settings, certSource: createAutoTlsSource(settings, logger), notes }
   }
+  // node-forge is loaded only for the local CA.
+  const { ensureEmbeddedCerts } = await import('../tls/embedded.ts')
   const certs = ensureEmbeddedCerts(certsDir)
   const local = listenSet ? settings : { ...settings, listen: '127.0.0.1:8080' }
   notes.push(`${certs.created ? 'generated' : 'reusing'} a local CA and serving certificate: the CA is ${certs.caFile}`)
@@ -96,7 +97,8 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
   checkServerSettings(settings)
   const logger = createLogger(settings)
   const startup = await certSourceFor(settings, serveOptions.listenSet, logger, serveOptions.certsDir ?? DEFAULT_CERTS_DIR)
-  const policy = startup.settings.policyFile ? new PolicyWatcher(startup.settings.policyFile, logger) : undefined
+  // The policy code (YAML, JSON Schema) is loaded only when a policy is set.
+  const policy: PolicyWatcher | undefined = startup.settings.policyFile ? new (await import('../policy/load.ts')).PolicyWatcher(startup.settings.policyFile, logger) : undefined
   const namespaces = policy ? await namespaceLabelsIfCluster(logger) : undefined
   const server = await buildServer({
     settings: startup.settings,
