@@ -99,7 +99,9 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
     bodyLimit: settings.maxBodyBytes,
     requestTimeout: REQUEST_TIMEOUT_MS,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    return503OnClosing: true,
+    // A review that reached us while we shut down is answered, not refused:
+    // the API server had already sent it (the load test counted 503s here).
+    return503OnClosing: false,
   })
   // JSON only: anything else gets 415, never a parse attempt.
   app.removeContentTypeParser('text/plain')
