@@ -64,8 +64,29 @@ export interface Process {
   stop(): Promise<void>
 }
 
+// Every child still running when this process ends is killed: a test that
+// times out or is interrupted must not leave an etcd or an API server behind.
+// On a timeout tap sends SIGALRM (it then prints which handles were open and
+// SIGKILLs this process, which no handler sees), so the children go then.
+const running = new Set<ChildProcess>()
+const tempDirs = new Set<string>()
+const killAll = (): void => {
+  for (const child of running) child.kill('SIGKILL')
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+}
+process.on('exit', killAll)
+process.on('SIGALRM', killAll)
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killAll()
+    process.exit(128 + (signal === 'SIGTERM' ? 15 : 2))
+  })
+}
+
 export function start(command: string, args: string[], env: Record<string, string> = {}): Process {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  running.add(child)
+  child.once('exit', () => running.delete(child))
   const output: string[] = []
   const keep = (chunk: Buffer): void => {
     output.push(chunk.toString('utf8'))
@@ -101,6 +122,7 @@ export interface ControlPlane {
 // etcd + kube-apiserver on loopback ports, in a temporary directory.
 export async function startControlPlane(): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), 'vault-injector-e2e-'))
+  tempDirs.add(dir)
   const ca = generateCA({ commonName: 'e2e cluster CA', validityMs: 24 * HOUR })
   const serving = generateServingCert({ ca, hosts: ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default.svc'], validityMs: 24 * HOUR })
   const admin = generateClientCert({ ca, commonName: 'e2e-admin', organizations: ['system:masters'], validityMs: 24 * HOUR })
@@ -164,6 +186,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     await apiserver.stop()
     await etcd.stop()
     rmSync(dir, { recursive: true, force: true })
+    tempDirs.delete(dir)
   }
   try {
     await waitFor('kube-apiserver /readyz', async () => {
