@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
 import { join } from 'node:path'
 import { generateCA, generateServingCert } from '../../src/tls/ca.ts'
-import { freePort, register, ROOT, startControlPlane, startInjector, type ControlPlane, type Injector } from './harness.ts'
+import { fingerprintOf, freePort, register, ROOT, servedFingerprint, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector } from './harness.ts'
 
 type Obj = Record<string, any>
 const NS = 'e2e'
@@ -22,6 +22,8 @@ t.before(async () => {
   await core.createNamespace({ body: { metadata: { name: NS, labels: { team: 'shop' } } } })
   // No controller-manager runs: create the service accounts pods use.
   for (const name of ['default', 'web']) await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name } } })
+  // The control pods, stored without the webhook, use the same accounts.
+  for (const name of ['default', 'web']) await core.createNamespacedServiceAccount({ namespace: 'kube-system', body: { metadata: { name } } })
   // KUBECONFIG: the injector watches namespace labels for the policy's selectors.
   injector = await startInjector(cp.dir, { AGENT_INJECT_POLICY_FILE: join(ROOT, 'test/e2e/policy.yaml'), KUBECONFIG: cp.kubeconfigPath })
 })
@@ -58,6 +60,12 @@ async function rejection(pod: V1Pod): Promise<string> {
   return 'created'
 }
 
+// A stored pod without what differs between two creations of the same pod.
+function comparable(pod: Obj): Obj {
+  const text = JSON.stringify({ annotations: pod.metadata.annotations ?? {}, labels: pod.metadata.labels ?? {}, spec: pod.spec })
+  return JSON.parse(text.replace(/kube-api-access-[a-z0-9]+/g, 'kube-api-access')) as Obj
+}
+
 function names(list: Obj[] | undefined): string[] {
   return (list ?? []).map((c) => c.name)
 }
@@ -90,10 +98,16 @@ t.test('an annotated pod is stored with the agents; an unannotated one unchanged
   const agentToken = pod.spec.containers[1].volumeMounts.find((m: Obj) => m.mountPath.includes('serviceaccount'))
   t.match(agentToken.name, /^kube-api-access-/, 'the agents use the token the API server mounted')
 
-  const plain = await createPod({ metadata: { name: 'plain' }, spec: { serviceAccountName: 'web', containers: [{ name: 'app', image: 'a' }] } })
-  t.same(names(plain.spec.containers), ['app'])
-  t.notOk(plain.spec.initContainers)
-  t.notOk(plain.metadata.annotations?.['vault.hashicorp.com/agent-inject-status'])
+  // Unchanged: stored exactly as the same pod is in kube-system, where the
+  // webhook is not called (its namespaceSelector leaves kube-system out). The
+  // opted-out pod does reach the webhook (it has the annotation).
+  for (const [name, annotations] of [['plain', undefined], ['opted-out', { 'vault.hashicorp.com/agent-inject': 'false', 'vault.hashicorp.com/role': 'web' }]] as const) {
+    const body: V1Pod = { metadata: { name, ...(annotations ? { annotations } : {}) }, spec: { serviceAccountName: 'web', containers: [{ name: 'app', image: 'a' }] } }
+    const stored = await createPod(body)
+    const control = (await core.createNamespacedPod({ namespace: 'kube-system', body })) as Obj
+    t.same(comparable(stored), comparable(control), `${name}: stored unchanged`)
+    t.same(names(stored.spec.containers), ['app'])
+  }
 
   const native = await createPod(podSpec('native', inject({ 'vault-injector.dev/native-sidecar': 'true' })))
   t.equal(native.spec.initContainers[0].restartPolicy, 'Always', 'the API server accepts and keeps the native sidecar')
@@ -187,10 +201,15 @@ t.test('serving certificate rotation while pods are created: none lost', async (
   await new Promise((r) => setTimeout(r, 300))
   injector.rotate()
   await new Promise((r) => setTimeout(r, 1000))
-  injector.rotate()
+  const last = fingerprintOf(injector.rotate())
   await creator
   t.same(failures, [])
   t.equal(created, 30)
+  // The rotation was real: the server now presents the last certificate, and
+  // the API server still reaches it.
+  await waitFor('the new certificate to be served', async () => (await servedFingerprint(injector.url, injector.ca.certPem)) === last, 30_000)
+  const after = await createPod(podSpec('rotation-after', inject()))
+  t.same(names(after.spec.containers), ['app', 'vault-agent'], 'injected with the new certificate')
 })
 
 t.test('with the webhook down, failurePolicy decides', async (t) => {

@@ -4,11 +4,12 @@
 // Certificates and the kubeconfig come from the project's own src/tls/ca.ts.
 import { KubeConfig } from '@kubernetes/client-node'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync, X509Certificate } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
+import tls from 'node:tls'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { generateCA, generateClientCert, generateServingCert, type CertificateAuthority } from '../../src/tls/ca.ts'
@@ -56,6 +57,22 @@ export function httpsGet(url: string, ca: string, options: https.RequestOptions 
     })
     req.on('error', reject)
   })
+}
+
+// The certificate a TLS server presents, as a fingerprint.
+export function servedFingerprint(url: string, ca: string): Promise<string> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: hostname, port: Number(port), ca }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256)
+      socket.end()
+    })
+    socket.on('error', reject)
+  })
+}
+
+export function fingerprintOf(certPem: string): string {
+  return new X509Certificate(certPem).fingerprint256
 }
 
 export interface Process {
@@ -207,8 +224,9 @@ export interface Injector {
   certFile: string
   keyFile: string
   process: Process
-  // A new serving certificate from the same CA, written over the old files.
-  rotate(): void
+  // A new serving certificate from the same CA, written over the old files;
+  // returns the certificate's PEM.
+  rotate(): string
   stop(): Promise<void>
 }
 
@@ -216,10 +234,11 @@ export async function startInjector(dir: string, env: Record<string, string> = {
   const ca = generateCA({ commonName: 'e2e webhook CA', validityMs: 24 * HOUR })
   const certFile = join(dir, `webhook-${Date.now()}.crt`)
   const keyFile = certFile.replace(/\.crt$/, '.key')
-  const write = (): void => {
+  const write = (): string => {
     const leaf = generateServingCert({ ca, hosts: ['127.0.0.1'], validityMs: HOUR })
     writeFileSync(keyFile, leaf.keyPem)
     writeFileSync(certFile, leaf.certPem)
+    return leaf.certPem
   }
   write()
   const port = await freePort()
