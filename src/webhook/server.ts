@@ -20,6 +20,16 @@ export interface ServerOptions {
   namespaceLabels?: (namespace: string) => Readonly<Record<string, string>>
   // One JSON-lines logger for the whole process (see createLogger).
   logger: PinoLogger
+  // Slow-client limits; the defaults below suit production, tests shorten them.
+  timeouts?: Partial<ServerTimeouts>
+}
+
+export interface ServerTimeouts {
+  handshakeMs: number
+  headersMs: number
+  requestMs: number
+  // How often Node looks for requests past those limits.
+  checkIntervalMs: number
 }
 
 export interface WebhookServer {
@@ -31,12 +41,9 @@ export interface WebhookServer {
 }
 
 // Slow clients get this long for the TLS handshake, the headers, and the
-// whole request (the API server's own webhook timeout is at most 30 s).
-const HANDSHAKE_TIMEOUT_MS = 10_000
-const HEADERS_TIMEOUT_MS = 10_000
-const REQUEST_TIMEOUT_MS = 30_000
-// How often Node looks for requests past those timeouts (its default is 30 s).
-const TIMEOUT_CHECK_INTERVAL_MS = 1_000
+// whole request (the API server's own webhook timeout is at most 30 s). Node
+// looks for requests past them every second rather than its default 30 s.
+const DEFAULT_TIMEOUTS: ServerTimeouts = { handshakeMs: 10_000, headersMs: 10_000, requestMs: 30_000, checkIntervalMs: 1_000 }
 // Longer than the API server's idle connection reuse, so it rarely races a close.
 const KEEP_ALIVE_TIMEOUT_MS = 65_000
 
@@ -87,17 +94,18 @@ function errorAnswer(error: FastifyError): { statusCode: number; message: string
 export async function buildServer(options: ServerOptions): Promise<WebhookServer> {
   const { settings, certSource } = options
   const first = await certSource.ready()
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts }
   const app = Fastify({
     https: {
       ...tlsOptions(settings, first),
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+      handshakeTimeout: timeouts.handshakeMs,
+      connectionsCheckingInterval: timeouts.checkIntervalMs,
     },
     loggerInstance: options.logger,
     // One audit line per review instead of fastify's two lines per request.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: settings.maxBodyBytes,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    requestTimeout: timeouts.requestMs,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // A review that reached us while we shut down is answered, not refused:
     // the API server had already sent it (the load test counted 503s here).
@@ -106,7 +114,7 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
   // JSON only: anything else gets 415, never a parse attempt.
   app.removeContentTypeParser('text/plain')
   const server = app.server
-  server.headersTimeout = HEADERS_TIMEOUT_MS
+  server.headersTimeout = timeouts.headersMs
   certSource.onChange((pair) => {
     server.setSecureContext(tlsOptions(settings, pair))
     app.log.info('serving certificate swapped in')

@@ -319,3 +319,55 @@ t.test('graceful shutdown finishes the review in flight', async (t) => {
   await closed
   await t.rejects(g.request('/health/ready', { agent: new https.Agent({ keepAlive: false }) }), 'no new connections after close')
 })
+
+// A slow client cannot hold a socket: a connection that never finishes its
+// TLS handshake, its headers or its body is closed once its limit passes, and
+// the server answers the next client meanwhile.
+t.test('slow clients are cut off by the handshake, header and request timeouts', async (t) => {
+  const tls = await import('node:tls')
+  const net = await import('node:net')
+  const timeouts = { handshakeMs: 300, headersMs: 400, requestMs: 600, checkIntervalMs: 100 }
+  const slow = await startServer({}, { timeouts })
+  t.teardown(() => slow.server.close())
+
+  // Resolves with how long the server took to end the connection, and what it sent.
+  const endedAfter = (socket: import('node:net').Socket): Promise<{ ms: number; text: string }> => {
+    const started = Date.now()
+    let text = ''
+    return new Promise((resolve) => {
+      socket.on('data', (chunk: Buffer) => { text += chunk.toString('utf8') })
+      socket.on('error', () => {})
+      socket.on('close', () => resolve({ ms: Date.now() - started, text }))
+    })
+  }
+
+  // No TLS handshake at all: a plain TCP connection that sends nothing.
+  const silent = net.connect({ host: '127.0.0.1', port: slow.port })
+  const handshake = await endedAfter(silent)
+  t.ok(handshake.ms >= 250 && handshake.ms < 5_000, `a connection without a handshake is closed (${handshake.ms} ms)`)
+
+  const secure = (): Promise<import('node:tls').TLSSocket> =>
+    new Promise((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: slow.port, ca: slow.ca.certPem }, () => resolve(socket))
+      socket.on('error', reject)
+    })
+
+  // Headers that never end.
+  const trickle = await secure()
+  const headersEnded = endedAfter(trickle)
+  trickle.write('POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n')
+  const headers = await headersEnded
+  t.match(headers.text, /^HTTP\/1\.1 408/, 'unfinished headers get 408 Request Timeout')
+  t.ok(headers.ms < 5_000, `and the socket is closed (${headers.ms} ms)`)
+
+  // Headers complete, body promised but never sent in full.
+  const stalled = await secure()
+  const bodyEnded = endedAfter(stalled)
+  stalled.write('POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"apiVersion"')
+  const body = await bodyEnded
+  t.match(body.text, /^HTTP\/1\.1 408/, 'an unfinished body gets 408 Request Timeout')
+  t.ok(body.ms >= 500 && body.ms < 5_000, `once the request limit passes (${body.ms} ms)`)
+
+  const r = await slow.request('/mutate', { body: JSON.stringify(example) })
+  t.equal(r.status, 200, 'the next good request still succeeds')
+})
