@@ -33,7 +33,7 @@ export function deepEqual(a: Json, b: Json): boolean {
     if (!isObject(b)) return false
     const keys = Object.keys(a)
     if (keys.length !== Object.keys(b).length) return false
-    for (const key of keys) if (!(key in b) || !deepEqual(a[key], b[key])) return false
+    for (const key of keys) if (!Object.hasOwn(b, key) || !deepEqual(a[key], b[key])) return false
     return true
   }
   return false
@@ -53,14 +53,17 @@ function walk(from: Json, to: Json, path: string, ops: Operation[]): void {
   ops.push({ op: 'replace', path, value: to })
 }
 
+// Own keys only ("constructor" in an annotation map is a key like any other),
+// and no child path is built for a value that is shared unchanged, which is
+// most of a pod.
 function diffObjects(from: Record<string, Json>, to: Record<string, Json>, path: string, ops: Operation[]): void {
   for (const key of Object.keys(from)) {
-    if (!(key in to)) ops.push({ op: 'remove', path: `${path}/${escape(key)}` })
+    if (!Object.hasOwn(to, key)) ops.push({ op: 'remove', path: `${path}/${escape(key)}` })
   }
-  for (const [key, value] of Object.entries(to)) {
-    const child = `${path}/${escape(key)}`
-    if (!(key in from)) ops.push({ op: 'add', path: child, value })
-    else walk(from[key], value, child, ops)
+  for (const key of Object.keys(to)) {
+    const value = to[key]
+    if (!Object.hasOwn(from, key)) ops.push({ op: 'add', path: `${path}/${escape(key)}`, value })
+    else if (from[key] !== value) walk(from[key], value, `${path}/${escape(key)}`, ops)
   }
 }
 
