@@ -39,6 +39,6 @@ USER 10001:10001
 EXPOSE 8080
 # A small young generation: the webhook allocates briefly per review, and
 # V8's default (16 MiB semi-spaces) let resident memory grow to ~250 MiB under
-# load; 4 MiB keeps it near 125 MiB at the same throughput (README, Performance).
+# load; 4 MiB keeps it near 165 MiB at the same throughput (README, Performance).
 ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/cli.js"]
 CMD ["serve"]

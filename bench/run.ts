@@ -92,6 +92,8 @@ async function main(): Promise<void> {
   const ourEnv = { AGENT_INJECT_LISTEN: '127.0.0.1:18444', AGENT_INJECT_TLS_CERT_FILE: join(dir, 'tls.crt'), AGENT_INJECT_TLS_KEY_FILE: join(dir, 'tls.key') }
   const ours = await start('vault-injector', startArgs(), ourEnv, 18444, ca.certPem)
   process.stdout.write(`start to ready: vault-injector ${fmt(ours.readyMs)} ms (floor ${fmt(floor.readyMs)} ms)\n\n`)
+  // The floor's memory too: what Node, fastify and TLS hold before our code.
+  const floorIdle = rssMiB(floor.child.pid!)
 
   const header = ['scenario', 'server', 'reviews/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'vs floor', 'engine µs/op (p50/p99)']
   const rows: string[][] = []
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
   // soak of typical reviews runs on a freshly started server, sampled along
   // the way; the figure after all the scenarios is printed beside it.
   const rssAfterScenarios = rssMiB(ours.child.pid!)
+  const floorAfterScenarios = rssMiB(floor.child.pid!)
   ours.child.kill('SIGTERM')
   await new Promise((resolve) => ours.child.once('exit', resolve))
   const fresh = await start('vault-injector', startArgs(), ourEnv, 18444, ca.certPem)
@@ -128,7 +131,7 @@ async function main(): Promise<void> {
     sent += amount
     samples.push(`${sent}: ${fmt(rssMiB(fresh.child.pid!), 1)}`)
   }
-  process.stdout.write(`resident memory (MiB): after the first run ${fmt(rssWarm, 1)}; after every scenario ${fmt(rssAfterScenarios, 1)}\n`)
+  process.stdout.write(`resident memory (MiB): after the first run ${fmt(rssWarm, 1)}; after every scenario ${fmt(rssAfterScenarios, 1)} (floor: idle ${fmt(floorIdle, 1)}, after every scenario ${fmt(floorAfterScenarios, 1)})\n`)
   process.stdout.write(`fresh server, idle ${fmt(rssIdle, 1)}; during ${soakReviews} typical reviews ${samples.join(', ')}\n`)
 
   for (const s of [floor, fresh]) s.child.kill('SIGTERM')
