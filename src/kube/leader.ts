@@ -10,7 +10,7 @@
 // - every write carries the resourceVersion it read, so two candidates can
 //   never both win a round; the loser gets a 409;
 // - on shutdown the holder releases the Lease so another replica takes it at once.
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node'
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node'
 import { hostname } from 'node:os'
 import { apiErrorText, isConflict, isNotFound } from './client.ts'
 import type { Logger } from '../tls/files.ts'
@@ -35,6 +35,13 @@ export function leaseStore(kc: KubeConfig, namespace: string, name: string): Lea
     create: (body) => api.createNamespacedLease({ namespace, body }),
     replace: (body) => api.replaceNamespacedLease({ name, namespace, body }),
   }
+}
+
+// A Lease's acquireTime and renewTime are MicroTime: kube-apiserver parses
+// them with exactly six fractional digits and answers 400 to the three that
+// Date#toISOString writes. client-node's V1MicroTime writes six.
+export function microTime(ms: number): V1MicroTime {
+  return new V1MicroTime(ms)
 }
 
 // Timers, injectable so tests decide when time passes.
@@ -159,7 +166,9 @@ export class LeaderElector {
   }
 
   #spec(lease: V1Lease | undefined, nowMs: number): NonNullable<V1Lease['spec']> {
-    const now = new Date(nowMs)
+    // MicroTime: the API server refuses the three fractional digits of a
+    // plain Date (see microTime).
+    const now = microTime(nowMs)
     const sameHolder = lease?.spec?.holderIdentity === this.#identity
     return {
       holderIdentity: this.#identity,
@@ -215,7 +224,7 @@ export class LeaderElector {
     try {
       const lease = await this.#store.read()
       if (lease?.spec?.holderIdentity === this.#identity) {
-        const now = new Date(this.#now())
+        const now = microTime(this.#now())
         await this.#store.replace({ ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now } })
         this.#logger.info({ lease: this.#name, identity: this.#identity }, 'lease released')
       }

@@ -24,6 +24,20 @@ export interface FakeApi {
   close(): Promise<void>
 }
 
+// A Lease's acquireTime and renewTime are MicroTime, which kube-apiserver
+// parses with exactly six fractional digits: the three of Date#toISOString
+// are refused with a 400, as here.
+const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(?:Z|[+-]\d{2}:\d{2})$/
+function microTimeProblem(lease: Obj): string | undefined {
+  for (const field of ['acquireTime', 'renewTime']) {
+    const value = lease.spec?.[field]
+    if (value !== undefined && value !== null && !(typeof value === 'string' && MICRO_TIME.test(value))) {
+      return `parsing time ${JSON.stringify(value)} as "2006-01-02T15:04:05.000000Z07:00": not a MicroTime`
+    }
+  }
+  return undefined
+}
+
 export async function startFakeApi(initial: Obj[] = []): Promise<FakeApi> {
   const objects = new Map<string, Obj>()
   const requests: FakeApi['requests'] = []
@@ -75,6 +89,8 @@ export async function startFakeApi(initial: Obj[] = []): Promise<FakeApi> {
       }
       const parsed = body ? (JSON.parse(body) as Obj) : {}
       const existing = objects.get(path)
+      const badTime = (req.method === 'POST' || req.method === 'PUT') && path.includes('/leases') ? microTimeProblem(parsed) : undefined
+      if (badTime) return status(res, 400, 'BadRequest', `Lease in version "v1" cannot be handled as a Lease: ${badTime}`)
       switch (req.method) {
         case 'GET': {
           if (existing) return send(existing)
