@@ -19,6 +19,8 @@ import { addSettingsOptions, settingsFromOptions, SettingsError } from './settin
 
 // SIGTERM to exit: the pod's terminationGracePeriodSeconds is 30 by default.
 const SHUTDOWN_GRACE_MS = 25_000
+// How often serve says it is still waiting for its first certificate.
+const CERT_WAIT_LOG_INTERVAL_MS = 10_000
 // The embedded default's certificates: certs/ at the top of the checkout.
 const DEFAULT_CERTS_DIR = fileURLToPath(new URL('../../certs/', import.meta.url))
 
@@ -100,6 +102,11 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
   // The policy code (YAML, JSON Schema) is loaded only when a policy is set.
   const policy: PolicyWatcher | undefined = startup.settings.policyFile ? new (await import('../policy/load.ts')).PolicyWatcher(startup.settings.policyFile, logger) : undefined
   const namespaces = policy ? await namespaceLabelsIfCluster(logger) : undefined
+  // The certificate sources' timers do not hold the process open (so that
+  // closing never waits on them). Until the first certificate is there, which
+  // with auto-TLS waits on the leader and the API server, this does, and says
+  // so; without it Node would exit with an unsettled top-level await.
+  const waiting = setInterval(() => logger.info('waiting for the serving certificate'), CERT_WAIT_LOG_INTERVAL_MS)
   const server = await buildServer({
     settings: startup.settings,
     certSource: startup.certSource,
@@ -107,7 +114,7 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
     ...(policy ? { policy: () => policy.current() } : {}),
     ...(namespaces ? { namespaceLabels: namespaces.labels } : {}),
     ...extra,
-  })
+  }).finally(() => clearInterval(waiting))
   for (const note of startup.notes) server.app.log.info(note)
   const vaultNote = startup.settings.vaultAddress === DEFAULT_VAULT_ADDRESS ? ' (the default; set AGENT_INJECT_VAULT_ADDR)' : ''
   server.app.log.info({ vaultAddress: startup.settings.vaultAddress }, `agents will use Vault at ${startup.settings.vaultAddress}${vaultNote}`)

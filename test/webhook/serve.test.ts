@@ -126,3 +126,39 @@ t.test('bad settings: a clear message and exit 2', async (t) => {
     t.match(stderr, message)
   })
 })
+
+// With auto-TLS and an API server that does not answer (yet), serve has no
+// certificate to listen with: it must keep trying, not exit (Node ends a
+// process whose only timers are unref'd, with an unsettled top-level await),
+// and SIGTERM must still stop it.
+t.test('auto-TLS with the API server unreachable: serve waits for its certificate, SIGTERM stops it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vault-injector-serve-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const kubeconfig = join(dir, 'kubeconfig')
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'gone', cluster: { server: 'https://127.0.0.1:1' } }],
+      users: [{ name: 'u', user: { token: 'x' } }],
+      contexts: [{ name: 'c', context: { cluster: 'gone', user: 'u' } }],
+      'current-context': 'c',
+    }),
+  )
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    env: cleanEnv({ AGENT_INJECT_TLS_AUTO: 'vault-injector', AGENT_INJECT_LISTEN: '127.0.0.1:0', KUBECONFIG: kubeconfig }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')))
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  await new Promise((resolve) => setTimeout(resolve, 5_000))
+  t.equal(child.exitCode, null, 'still running after 5 s of failed API calls')
+  t.match(output, /auto-tls/, 'and saying why it has no certificate')
+  t.notMatch(output, /unsettled top-level await/)
+  child.kill('SIGTERM')
+  const { code, signal } = await exited
+  t.ok(code === 0 || signal === 'SIGTERM', `SIGTERM stops it (code ${code}, signal ${signal})`)
+})
