@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # npm run test:e2e — the end-to-end suite against a real etcd, kube-apiserver
-# and Vault, built from their Go modules on first use (docs/e2e.md).
+# and Vault, built from their Go modules on first use (README, "End-to-end tests").
 # Ends with tap's summary line, `# { total: N, pass: N, fail: N }`, which
 # .ci/run adds to its count; exits non-zero when anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "e2e: SKIPPED: no Go toolchain on PATH (needed to build etcd, kube-apiserver and Vault; see docs/e2e.md)"
+  echo "e2e: SKIPPED: no Go toolchain on PATH (needed to build etcd, kube-apiserver and Vault; see the README, \"End-to-end tests\")"
   exit 0
 fi
 
