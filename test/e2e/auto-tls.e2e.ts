@@ -4,16 +4,22 @@
 // in the caBundle of every entry of the webhook configuration; both replicas
 // serve the Secret's certificate and the API server trusts it. When the leader
 // stops, the other replica takes the Lease, and a configuration deleted and
-// registered again gets its caBundle back from the new leader.
+// registered again gets its caBundle back from the new leader. The replicas
+// run as the vault-injector ServiceAccount bound by manifests/base/rbac.yaml,
+// unchanged, on an API server that authorizes with RBAC: the least-privilege
+// rules are proved sufficient, not only reviewed.
 import t from 'tap'
-import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node'
+import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { parseAllDocuments } from 'yaml'
 import { fingerprintOf, Fatal, freePort, httpsGet, register, ROOT, servedFingerprint, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
 
 type Obj = Record<string, any>
 const NS = 'vault-injector'
 const APP_NS = 'e2e-auto'
-const CONFIG = 'vault-injector-auto'
+// The name the shipped RBAC grants (resourceNames), as in manifests/.
+const CONFIG = 'vault-injector'
 const SECRET = 'vault-injector-certs'
 const LEASE = 'vault-injector-leader'
 
@@ -27,6 +33,8 @@ let cp: ControlPlane
 let core: CoreV1Api
 let admission: AdmissionregistrationV1Api
 let coordination: CoordinationV1Api
+// A kubeconfig with the vault-injector ServiceAccount's token, as in the pod.
+let injectorKubeconfig: string
 const replicas: Replica[] = []
 
 async function startReplica(name: string): Promise<Replica> {
@@ -39,7 +47,7 @@ async function startReplica(name: string): Promise<Replica> {
     AGENT_INJECT_USE_LEADER_ELECTOR: 'true',
     NAMESPACE: NS,
     POD_NAME: name,
-    KUBECONFIG: cp.kubeconfigPath,
+    KUBECONFIG: injectorKubeconfig,
   })
   return { name, url: `https://127.0.0.1:${port}`, process }
 }
@@ -108,13 +116,43 @@ t.before(async () => {
   await core.createNamespace({ body: { metadata: { name: NS } } })
   await core.createNamespace({ body: { metadata: { name: APP_NS } } })
   await core.createNamespacedServiceAccount({ namespace: APP_NS, body: { metadata: { name: 'default' } } })
+  await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'vault-injector' } } })
+  const objects = KubernetesObjectApi.makeApiClient(cp.kubeConfig)
+  for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'manifests/base/rbac.yaml'), 'utf8'))) {
+    await objects.create(doc.toJS() as KubernetesObject)
+  }
+  injectorKubeconfig = await serviceAccountKubeconfig('vault-injector')
 })
+
+async function serviceAccountKubeconfig(serviceAccount: string): Promise<string> {
+  const request = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace: NS, body: { spec: { audiences: [], expirationSeconds: 3600 } } })
+  const token = request.status?.token
+  if (!token) throw new Error(`no token issued for ${serviceAccount}`)
+  const path = join(cp.dir, `kubeconfig-${serviceAccount}`)
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'e2e', cluster: { server: cp.apiUrl, 'certificate-authority-data': Buffer.from(cp.ca.certPem).toString('base64') } }],
+    users: [{ name: serviceAccount, user: { token } }],
+    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: serviceAccount } }],
+    'current-context': 'e2e',
+  }
+  writeFileSync(path, JSON.stringify(config))
+  return path
+}
 t.teardown(async () => {
   for (const replica of replicas) await replica.process.stop()
   await cp?.stop()
 })
 
-t.test('two replicas: one leader, one Secret, the same certificate served, every caBundle set', async (t) => {
+t.test('two replicas under the shipped RBAC: one leader, one Secret, the same certificate served, every caBundle set', async (t) => {
+  const authz = cp.kubeConfig.makeApiClient((await import('@kubernetes/client-node')).AuthorizationV1Api)
+  const can = async (verb: string, resource: string, group = '', namespace?: string, name?: string): Promise<boolean> =>
+    (await authz.createSubjectAccessReview({ body: { spec: { user: `system:serviceaccount:${NS}:vault-injector`, resourceAttributes: { verb, resource, group, ...(namespace ? { namespace } : {}), ...(name ? { name } : {}) } } } })).status?.allowed === true
+  t.ok(await can('update', 'leases', 'coordination.k8s.io', NS, LEASE), 'the ServiceAccount may renew its Lease')
+  t.notOk(await can('get', 'secrets', '', NS, 'some-other-secret'), 'and may not read other Secrets')
+  t.notOk(await can('patch', 'mutatingwebhookconfigurations', 'admissionregistration.k8s.io', undefined, 'someone-elses'), 'nor patch other webhook configurations')
+
   replicas.push(await startReplica('replica-a'), await startReplica('replica-b'))
   await registerAt(replicas[0]!)
   // A second entry in the same configuration (it matches no pod): auto-TLS
@@ -181,4 +219,7 @@ t.test('the leader stops: the other replica takes the Lease and keeps the caBund
 
   const created = await createInjected('after-failover')
   t.same(created.spec.containers.map((c: Obj) => c.name), ['app', 'vault-agent'], 'pods are injected through the new leader')
+  for (const replica of replicas) {
+    t.notMatch(replica.process.output.join(''), /forbidden|"level":50/i, `${replica.name} met no RBAC refusal and logged no error`)
+  }
 })
