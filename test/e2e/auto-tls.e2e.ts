@@ -184,6 +184,13 @@ t.test('two replicas under the shipped RBAC: one leader, one Secret, the same ce
   await waitFor('the CA in every caBundle', async () => (await caBundles()).every((cas) => cas.includes(fingerprintOf(ca))))
   t.equal((await caBundles()).length, 2, 'both entries carry the CA')
 
+  // `register --ca-from-secret` reads the same Secret (for a cert-manager-less
+  // re-install, or a GitOps diff): its dry run prints that CA as the caBundle.
+  const dry = await register(cp.kubeconfigPath, ['--name', CONFIG, '--namespace', NS, '--url', `${replicas[0]!.url}/mutate`, '--ca-from-secret', '--dry-run'])
+  t.equal(dry.code, 0, dry.code === 0 ? 'register --ca-from-secret --dry-run exits 0' : dry.output)
+  const printed = /caBundle: (\S+)/.exec(dry.output)?.[1] ?? ''
+  t.equal(fingerprintOf(Buffer.from(printed, 'base64').toString('utf8')), fingerprintOf(ca), 'register --ca-from-secret --dry-run prints the Secret\'s CA')
+
   const created = await createInjected('auto-tls')
   t.same(
     created.spec.containers.map((c: Obj) => c.name),
