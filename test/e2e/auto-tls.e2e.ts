@@ -9,11 +9,9 @@
 // unchanged, on an API server that authorizes with RBAC: the least-privilege
 // rules are proved sufficient, not only reviewed.
 import t from 'tap'
-import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node'
 import { join } from 'node:path'
-import { parseAllDocuments } from 'yaml'
-import { fingerprintOf, Fatal, freePort, httpsGet, register, ROOT, servedFingerprint, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
+import { fingerprintOf, Fatal, freePort, httpsGet, installInjectorIdentity, register, ROOT, servedFingerprint, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
 
 type Obj = Record<string, any>
 const NS = 'vault-injector'
@@ -113,33 +111,10 @@ t.before(async () => {
   core = cp.kubeConfig.makeApiClient(CoreV1Api)
   admission = cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api)
   coordination = cp.kubeConfig.makeApiClient(CoordinationV1Api)
-  await core.createNamespace({ body: { metadata: { name: NS } } })
   await core.createNamespace({ body: { metadata: { name: APP_NS } } })
   await core.createNamespacedServiceAccount({ namespace: APP_NS, body: { metadata: { name: 'default' } } })
-  await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'vault-injector' } } })
-  const objects = KubernetesObjectApi.makeApiClient(cp.kubeConfig)
-  for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'manifests/base/rbac.yaml'), 'utf8'))) {
-    await objects.create(doc.toJS() as KubernetesObject)
-  }
-  injectorKubeconfig = await serviceAccountKubeconfig('vault-injector')
+  injectorKubeconfig = await installInjectorIdentity(cp)
 })
-
-async function serviceAccountKubeconfig(serviceAccount: string): Promise<string> {
-  const request = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace: NS, body: { spec: { audiences: [], expirationSeconds: 3600 } } })
-  const token = request.status?.token
-  if (!token) throw new Error(`no token issued for ${serviceAccount}`)
-  const path = join(cp.dir, `kubeconfig-${serviceAccount}`)
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'e2e', cluster: { server: cp.apiUrl, 'certificate-authority-data': Buffer.from(cp.ca.certPem).toString('base64') } }],
-    users: [{ name: serviceAccount, user: { token } }],
-    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: serviceAccount } }],
-    'current-context': 'e2e',
-  }
-  writeFileSync(path, JSON.stringify(config))
-  return path
-}
 t.teardown(async () => {
   for (const replica of replicas) await replica.process.stop()
   await cp?.stop()

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
 import { join } from 'node:path'
 import { generateCA, generateServingCert } from '../../src/tls/ca.ts'
-import { fingerprintOf, freePort, register, ROOT, servedFingerprint, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector } from './harness.ts'
+import { fingerprintOf, freePort, installInjectorIdentity, register, ROOT, servedFingerprint, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector } from './harness.ts'
 
 type Obj = Record<string, any>
 const NS = 'e2e'
@@ -24,8 +24,10 @@ t.before(async () => {
   for (const name of ['default', 'web']) await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name } } })
   // The control pods, stored without the webhook, use the same accounts.
   for (const name of ['default', 'web']) await core.createNamespacedServiceAccount({ namespace: 'kube-system', body: { metadata: { name } } })
-  // KUBECONFIG: the injector watches namespace labels for the policy's selectors.
-  injector = await startInjector(cp.dir, { AGENT_INJECT_POLICY_FILE: join(ROOT, 'test/e2e/policy.yaml'), KUBECONFIG: cp.kubeconfigPath })
+  // KUBECONFIG: the injector watches namespace labels for the policy's
+  // selectors, as the vault-injector ServiceAccount under the shipped RBAC.
+  const injectorKubeconfig = await installInjectorIdentity(cp)
+  injector = await startInjector(cp.dir, { AGENT_INJECT_POLICY_FILE: join(ROOT, 'test/e2e/policy.yaml'), KUBECONFIG: injectorKubeconfig })
 })
 t.teardown(async () => {
   await injector?.stop()

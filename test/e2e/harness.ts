@@ -2,16 +2,16 @@
 // runtime's envtest runs them: no kubelet, pods are stored, not run), the real
 // vault-injector server as a child process, and a real Vault dev server.
 // Certificates and the kubeconfig come from the project's own src/tls/ca.ts.
-import { KubeConfig } from '@kubernetes/client-node'
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, X509Certificate } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import tls from 'node:tls'
 import { join } from 'node:path'
-import { stringify } from 'yaml'
+import { parseAllDocuments, stringify } from 'yaml'
 import { generateCA, generateClientCert, generateServingCert, type CertificateAuthority } from '../../src/tls/ca.ts'
 
 export const ROOT = new URL('../../', import.meta.url).pathname
@@ -260,4 +260,33 @@ export async function startInjector(dir: string, env: Record<string, string> = {
 export function register(kubeconfigPath: string, args: string[]): Promise<{ code: number; output: string }> {
   const proc = start(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), 'register', ...args], { KUBECONFIG: kubeconfigPath })
   return new Promise((resolve) => proc.child.once('exit', (code) => resolve({ code: code ?? -1, output: proc.output.join('') })))
+}
+
+// The injector's own identity, as manifests/base gives it in the cluster: the
+// vault-injector namespace and ServiceAccount, bound by rbac.yaml unchanged.
+// Returns a kubeconfig that authenticates as that ServiceAccount (a token from
+// the TokenRequest API), so what the injector does is checked by RBAC.
+export async function installInjectorIdentity(cp: ControlPlane): Promise<string> {
+  const namespace = 'vault-injector'
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
+  await core.createNamespace({ body: { metadata: { name: namespace } } })
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'vault-injector' } } })
+  const objects = KubernetesObjectApi.makeApiClient(cp.kubeConfig)
+  for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'manifests/base/rbac.yaml'), 'utf8'))) {
+    await objects.create(doc.toJS() as KubernetesObject)
+  }
+  const request = await core.createNamespacedServiceAccountToken({ name: 'vault-injector', namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } })
+  const token = request.status?.token
+  if (!token) throw new Error('no token issued for the vault-injector ServiceAccount')
+  const path = join(cp.dir, 'kubeconfig-vault-injector')
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'e2e', cluster: { server: cp.apiUrl, 'certificate-authority-data': Buffer.from(cp.ca.certPem).toString('base64') } }],
+    users: [{ name: 'vault-injector', user: { token } }],
+    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: 'vault-injector' } }],
+    'current-context': 'e2e',
+  }
+  writeFileSync(path, JSON.stringify(config))
+  return path
 }
