@@ -145,6 +145,17 @@ t.test('two replicas under the shipped RBAC: one leader, one Secret, the same ce
   })
   const holder = await leaseHolder()
   t.ok(holder === 'replica-a' || holder === 'replica-b', `the Lease is held by one replica (${holder})`)
+  // Renewals (every 5 s) go through too: the holder writes back the Lease it
+  // read, acquireTime included, with a new renewTime.
+  const leaseBefore = await coordination.readNamespacedLease({ name: LEASE, namespace: NS })
+  let leaseAfter = leaseBefore
+  await waitFor('a renewal of the Lease', async () => {
+    leaseAfter = await coordination.readNamespacedLease({ name: LEASE, namespace: NS })
+    return leaseAfter.metadata?.resourceVersion !== leaseBefore.metadata?.resourceVersion
+  }, 20_000)
+  t.equal(leaseAfter.spec?.holderIdentity, holder, 'renewed by the same holder')
+  t.equal(String(leaseAfter.spec?.acquireTime), String(leaseBefore.spec?.acquireTime), 'acquireTime kept')
+  t.not(String(leaseAfter.spec?.renewTime), String(leaseBefore.spec?.renewTime), 'renewTime moved')
 
   const ca = data!['ca.crt']!
   const served = fingerprintOf(data!['tls.crt']!)
