@@ -28,8 +28,8 @@ async function vaultApi(method: string, path: string, body?: unknown): Promise<O
   return text ? (JSON.parse(text) as Obj) : {}
 }
 
-async function tokenFor(core: CoreV1Api, serviceAccount: string): Promise<string> {
-  const request = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace: NS, body: { spec: { audiences: [], expirationSeconds: 3600 } } })
+async function tokenFor(core: CoreV1Api, serviceAccount: string, audiences: string[] = [], expirationSeconds = 3600): Promise<string> {
+  const request = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace: NS, body: { spec: { audiences, expirationSeconds } } })
   const token = request.status?.token
   if (!token) throw new Error(`no token issued for ${serviceAccount}`)
   return token
@@ -72,6 +72,7 @@ t.teardown(async () => {
 function remap(config: Obj, root: string): Obj {
   const text = JSON.stringify(config)
     .replaceAll('/var/run/secrets/kubernetes.io/serviceaccount', join(root, 'sa'))
+    .replaceAll('/var/run/secrets/vault.hashicorp.com/serviceaccount', join(root, 'agent-sa'))
     .replaceAll('/home/vault', join(root, 'home'))
     .replaceAll('/vault/secrets', join(root, 'secrets'))
   return JSON.parse(text) as Obj
@@ -123,4 +124,67 @@ t.test('the init and sidecar agents render the secret, and the sidecar re-render
     throw new Error(`${(error as Error).message}\n${sidecar.output.join('').slice(-2000)}`)
   })
   t.pass('the sidecar re-rendered the rotated secret')
+})
+
+// vault-injector's projected token: the pod mounts no token at all; the agents
+// get their own, with the audience and lifetime the annotations give, and a
+// Vault role bound to that audience accepts it while a token for the API
+// server's default audience is refused. What the kubelet would project is
+// asked for here with the same audience and lifetime from the TokenRequest API.
+t.test('a projected token with its own audience: Vault accepts it, and only it', async (t) => {
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
+  await vaultApi('POST', 'auth/kubernetes/role/app-aud', { bound_service_account_names: ['app'], bound_service_account_namespaces: [NS], audience: 'vault', policies: ['app'], ttl: '1h' })
+  await vaultApi('POST', 'secret/data/app', { data: { password: 'audience-s3cret' } })
+  const pod = (await core.createNamespacedPod({
+    namespace: NS,
+    body: {
+      metadata: {
+        name: 'app-projected',
+        annotations: {
+          'vault.hashicorp.com/agent-inject': 'true',
+          'vault.hashicorp.com/agent-pre-populate-only': 'true',
+          'vault.hashicorp.com/role': 'app-aud',
+          'vault.hashicorp.com/service': vaultAddr,
+          'vault.hashicorp.com/agent-inject-secret-creds': 'secret/data/app',
+          'vault.hashicorp.com/agent-inject-template-creds': '{{ with secret "secret/data/app" }}password={{ .Data.data.password }}{{ end }}',
+          'vault-injector.dev/token-audience': 'vault',
+          'vault-injector.dev/token-expiration-seconds': '600',
+        },
+      },
+      spec: { serviceAccountName: 'app', automountServiceAccountToken: false, containers: [{ name: 'app', image: 'registry.example.com/app:1' }] },
+    },
+  })) as Obj
+  const projected = pod.spec.volumes.find((v: Obj) => v.name === 'vault-agent-token')
+  t.same(projected?.projected?.sources, [{ serviceAccountToken: { audience: 'vault', expirationSeconds: 600, path: 'token' } }], 'the API server stored the agents\' projected token volume')
+  const app = pod.spec.containers.find((c: Obj) => c.name === 'app')
+  t.notOk((app.volumeMounts ?? []).some((m: Obj) => m.name === 'vault-agent-token'), 'the app does not mount it')
+
+  const root = join(cp.dir, 'projected')
+  for (const dir of ['agent-sa', 'home', 'secrets']) mkdirSync(join(root, dir), { recursive: true })
+  const config = remap(configOf(pod, 'vault-agent-init'), root)
+  t.equal(config.auto_auth.method.config.token_path, join(root, 'agent-sa/token'), 'the agent logs in with the projected token')
+  const run = async (token: string): Promise<{ code: number | null; output: string }> => {
+    writeFileSync(join(root, 'agent-sa/token'), token)
+    writeFileSync(join(root, 'init.json'), JSON.stringify(config))
+    const agent = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'init.json')}`])
+    const code = await Promise.race([
+      new Promise<number | null>((resolve) => agent.child.once('exit', resolve)),
+      new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 10_000)),
+    ])
+    if (code === 'running') {
+      await agent.stop()
+      return { code: null, output: agent.output.join('') }
+    }
+    return { code, output: agent.output.join('') }
+  }
+
+  // The API server's default audience: the role bound to "vault" refuses it,
+  // and the agent keeps retrying (never renders).
+  const wrong = await run(await tokenFor(core, 'app', [], 600))
+  t.notOk(existsSync(join(root, 'secrets/creds')), 'a token for another audience renders nothing')
+  t.match(wrong.output, /Code: 403/, 'Vault refused the login (403)')
+
+  const right = await run(await tokenFor(core, 'app', ['vault'], 600))
+  t.equal(right.code, 0, right.code === 0 ? 'the init agent exits after rendering' : `the init agent failed: ${right.output.slice(-1500)}`)
+  t.equal(readFileSync(join(root, 'secrets/creds'), 'utf8'), 'password=audience-s3cret', 'rendered with the audience-bound token')
 })
