@@ -188,3 +188,51 @@ t.test('a projected token with its own audience: Vault accepts it, and only it',
   t.equal(right.code, 0, right.code === 0 ? 'the init agent exits after rendering' : `the init agent failed: ${right.output.slice(-1500)}`)
   t.equal(readFileSync(join(root, 'secrets/creds'), 'utf8'), 'password=audience-s3cret', 'rendered with the audience-bound token')
 })
+
+// Native sidecar mode: one agent, stored by the API server as an init
+// container with restartPolicy: Always. Its startup probe (what holds the app
+// back) fails until the agent has rendered every file, then passes, and the
+// agent stays up to re-render.
+t.test('native sidecar: the startup probe passes only once the real agent has rendered', async (t) => {
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
+  await vaultApi('POST', 'secret/data/app', { data: { password: 'native-s3cret' } })
+  const pod = (await core.createNamespacedPod({
+    namespace: NS,
+    body: {
+      metadata: {
+        name: 'app-native',
+        annotations: {
+          'vault.hashicorp.com/agent-inject': 'true',
+          'vault.hashicorp.com/role': 'app',
+          'vault.hashicorp.com/service': vaultAddr,
+          'vault.hashicorp.com/agent-inject-secret-creds': 'secret/data/app',
+          'vault.hashicorp.com/agent-inject-template-creds': '{{ with secret "secret/data/app" }}password={{ .Data.data.password }}{{ end }}',
+          'vault.hashicorp.com/template-static-secret-render-interval': '1s',
+          'vault-injector.dev/native-sidecar': 'true',
+        },
+      },
+      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'registry.example.com/app:1' }] },
+    },
+  })) as Obj
+  const agentContainer = pod.spec.initContainers.find((c: Obj) => c.name === 'vault-agent')
+  t.equal(agentContainer?.restartPolicy, 'Always', 'stored as a native sidecar')
+  t.same(pod.spec.containers.map((c: Obj) => c.name), ['app'], 'and no classic sidecar')
+
+  const root = join(cp.dir, 'native')
+  for (const dir of ['sa', 'home', 'secrets']) mkdirSync(join(root, dir), { recursive: true })
+  writeFileSync(join(root, 'sa/token'), await tokenFor(core, 'app'))
+  const remapPaths = (text: string): string => text.replaceAll('/vault/secrets', join(root, 'secrets'))
+  const [shell, flag, script] = agentContainer.startupProbe.exec.command as string[]
+  const probe = (): Promise<number | null> =>
+    new Promise((resolve) => start(shell!, [flag!, remapPaths(script!)]).child.once('exit', resolve))
+  t.not(await probe(), 0, 'before the agent runs, the startup probe fails')
+
+  writeFileSync(join(root, 'agent.json'), JSON.stringify(remap(configOf(pod, 'vault-agent'), root)))
+  const agent = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'agent.json')}`])
+  t.teardown(() => agent.stop())
+  await waitFor('the startup probe to pass', async () => (await probe()) === 0, 30_000).catch((error) => {
+    throw new Error(`${(error as Error).message}\n${agent.output.join('').slice(-2000)}`)
+  })
+  t.equal(readFileSync(join(root, 'secrets/creds'), 'utf8'), 'password=native-s3cret', 'the probe passed because the file is rendered')
+  t.equal(agent.child.exitCode, null, 'and the agent keeps running (no exit_after_auth)')
+})
