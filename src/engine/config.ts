@@ -5,6 +5,8 @@ import type { JsonObject } from './types.ts'
 
 export const TOKEN_SINK = '/home/vault/.vault-token'
 export const CACHE_PATH = '/vault/agent-cache'
+// Where the Kubernetes persistent cache reads a service-account token unless told.
+const DEFAULT_SA_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token'
 
 function compact(object: JsonObject): JsonObject {
   const out: JsonObject = {}
@@ -69,8 +71,23 @@ function listenerAndCache(spec: AgentSpec, init: boolean): JsonObject {
   const listener: JsonObject = { type: 'tcp', address: `127.0.0.1:${spec.cacheListenerPort}`, tls_disable: true }
   if (spec.enableQuit) listener.agent_api = { enable_quit: true }
   const cache: JsonObject = { use_auto_auth_token: spec.cacheUseAutoAuthToken }
-  if (spec.persistentCache) cache.persist = compact({ type: 'kubernetes', path: CACHE_PATH, exit_on_err: spec.cacheExitOnErr })
+  if (spec.persistentCache) cache.persist = persist(spec)
   return { listener: [listener], cache }
+}
+
+// The persistent cache checks its file with a service-account token, from the
+// default path unless told. Where the agents' token is elsewhere (a projected
+// token for the agents alone, a named volume), the pod has no token there and
+// the agent would refuse to start: point it at the agents' token. A pod with
+// the default mount gets vault-k8s's configuration unchanged.
+function persist(spec: AgentSpec): JsonObject {
+  const tokenFile = `${spec.token.mountPath}/${spec.token.tokenFile}`
+  return compact({
+    type: 'kubernetes',
+    path: CACHE_PATH,
+    exit_on_err: spec.cacheExitOnErr,
+    service_account_token_file: tokenFile === DEFAULT_SA_TOKEN_FILE ? undefined : tokenFile,
+  })
 }
 
 export function agentConfig(spec: AgentSpec, init: boolean): JsonObject {

@@ -4,7 +4,7 @@
 // paths moved into a temporary folder and a token from the TokenRequest API.
 import t from 'tap'
 import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BIN, freePort, register, start, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector, type Process } from './harness.ts'
 
@@ -235,4 +235,82 @@ t.test('native sidecar: the startup probe passes only once the real agent has re
   })
   t.equal(readFileSync(join(root, 'secrets/creds'), 'utf8'), 'password=native-s3cret', 'the probe passed because the file is rendered')
   t.equal(agent.child.exitCode, null, 'and the agent keeps running (no exit_after_auth)')
+})
+
+// Many of the options at once, as the real agent parses and runs them: the
+// cache (persisted from the init agent to the sidecar) with its listener and
+// quit endpoint, telemetry, the token written beside the secrets, a file name
+// in a sub-folder with its mode, a command after rendering, JSON logs. The
+// agents use their own projected token, so the persistent cache must be told
+// where it is (it reads the default token path otherwise, which such a pod
+// does not have; this test found that).
+t.test('cache, listener, quit, telemetry, token file, file name, mode and command: the real agent runs them', async (t) => {
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
+  await vaultApi('POST', 'auth/kubernetes/role/app-aud', { bound_service_account_names: ['app'], bound_service_account_namespaces: [NS], audience: 'vault', policies: ['app'], ttl: '1h' })
+  await vaultApi('POST', 'secret/data/app', { data: { password: 'options-s3cret' } })
+  const port = await freePort()
+  const root = join(cp.dir, 'options')
+  const pod = (await core.createNamespacedPod({
+    namespace: NS,
+    body: {
+      metadata: {
+        name: 'app-options',
+        annotations: {
+          'vault.hashicorp.com/agent-inject': 'true',
+          'vault.hashicorp.com/role': 'app-aud',
+          'vault-injector.dev/token-audience': 'vault',
+          'vault.hashicorp.com/service': vaultAddr,
+          'vault.hashicorp.com/agent-inject-secret-creds': 'secret/data/app',
+          'vault.hashicorp.com/agent-inject-template-creds': '{{ with secret "secret/data/app" }}password={{ .Data.data.password }}{{ end }}',
+          'vault.hashicorp.com/agent-inject-file-creds': 'db/creds.txt',
+          'vault.hashicorp.com/agent-inject-perms-creds': '0400',
+          'vault.hashicorp.com/error-on-missing-key-creds': 'true',
+          'vault.hashicorp.com/agent-inject-command-creds': `touch ${join(root, 'command-ran')}`,
+          'vault.hashicorp.com/agent-inject-token': 'true',
+          'vault.hashicorp.com/agent-cache-enable': 'true',
+          'vault.hashicorp.com/agent-cache-listener-port': String(port),
+          'vault.hashicorp.com/agent-cache-use-auto-auth-token': 'force',
+          'vault.hashicorp.com/agent-enable-quit': 'true',
+          'vault.hashicorp.com/agent-telemetry-prometheus_retention_time': '30s',
+          'vault.hashicorp.com/agent-telemetry-disable_hostname': 'true',
+          'vault.hashicorp.com/log-format': 'json',
+        },
+      },
+      spec: { serviceAccountName: 'app', automountServiceAccountToken: false, containers: [{ name: 'app', image: 'registry.example.com/app:1' }] },
+    },
+  })) as Obj
+
+  for (const dir of ['agent-sa', 'home', 'secrets', 'agent-cache']) mkdirSync(join(root, dir), { recursive: true })
+  writeFileSync(join(root, 'agent-sa/token'), await tokenFor(core, 'app', ['vault']))
+  const configFor = (container: string): Obj => JSON.parse(JSON.stringify(remap(configOf(pod, container), root)).replaceAll('/vault/agent-cache', join(root, 'agent-cache'))) as Obj
+
+  // The log settings reach the agent as the container's environment.
+  const logEnv = (container: string): Record<string, string> => {
+    const c = [...pod.spec.initContainers, ...pod.spec.containers].find((x: Obj) => x.name === container)
+    return Object.fromEntries(c.env.filter((e: Obj) => e.name.startsWith('VAULT_LOG_')).map((e: Obj) => [e.name, e.value]))
+  }
+  writeFileSync(join(root, 'init.json'), JSON.stringify(configFor('vault-agent-init')))
+  const init = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'init.json')}`], logEnv('vault-agent-init'))
+  const initCode = await new Promise<number | null>((resolve) => init.child.once('exit', resolve))
+  t.equal(initCode, 0, initCode === 0 ? 'the init agent accepts the configuration and exits after rendering' : `the init agent failed: ${init.output.join('').slice(-2000)}`)
+  const rendered = join(root, 'secrets/db/creds.txt')
+  t.equal(readFileSync(rendered, 'utf8'), 'password=options-s3cret', 'rendered under its file name, in a sub-folder')
+  t.equal(statSync(rendered).mode & 0o777, 0o400, 'with the mode asked for')
+  t.ok(existsSync(join(root, 'command-ran')), 'the command ran after rendering')
+  t.match(readFileSync(join(root, 'secrets/token'), 'utf8'), /^hvs\.|^s\./, 'the Vault token is written beside the secrets')
+  t.match(init.output.join(''), /^\{"@level"/m, 'logs are JSON')
+
+  writeFileSync(join(root, 'sidecar.json'), JSON.stringify(configFor('vault-agent')))
+  const sidecar = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'sidecar.json')}`], logEnv('vault-agent'))
+  t.teardown(() => sidecar.stop())
+  const listener = `http://127.0.0.1:${port}`
+  await waitFor('the cache listener', async () => {
+    if (sidecar.child.exitCode !== null) throw new Error(`the sidecar exited: ${sidecar.output.join('').slice(-2000)}`)
+    return (await fetch(`${listener}/v1/secret/data/app`)).status === 200
+  }, 30_000)
+  const read = (await (await fetch(`${listener}/v1/secret/data/app`)).json()) as Obj
+  t.equal(read.data?.data?.password, 'options-s3cret', 'the listener answers with the auto-auth token (use_auto_auth_token: force)')
+  t.equal((await fetch(`${listener}/agent/v1/quit`, { method: 'POST' })).status, 200, 'the quit endpoint is on')
+  const quitCode = await new Promise<number | null>((resolve) => (sidecar.child.exitCode !== null ? resolve(sidecar.child.exitCode) : sidecar.child.once('exit', resolve)))
+  t.equal(quitCode, 0, 'and the sidecar quits when asked')
 })

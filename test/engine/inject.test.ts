@@ -379,3 +379,21 @@ t.test('the input pod is never modified', async (t) => {
   inject(pod, 'shop')
   t.equal(JSON.stringify(pod), before)
 })
+
+// The persistent cache reads a service-account token from the default path
+// unless told; the agents' own projected token is elsewhere.
+t.test('persistent cache: the token file is named where the agents\' token is not at the default path', async (t) => {
+  const cache = { 'vault.hashicorp.com/agent-cache-enable': 'true' }
+  const usual = inject(annotatedPod(cache))
+  for (const agent of ['vault-agent-init', 'vault-agent']) {
+    const persist = agentConfigOf(usual.pod, agent).cache.persist
+    t.same(persist, { type: 'kubernetes', path: '/vault/agent-cache' }, `${agent}: vault-k8s's persist block, unchanged, with the default token mount`)
+  }
+  const projected = inject(annotatedPod({ ...cache, 'vault-injector.dev/token-audience': 'vault' }, { automountServiceAccountToken: false }))
+  t.equal(projected.decision, 'inject', projected.reason)
+  for (const agent of ['vault-agent-init', 'vault-agent']) {
+    const config = agentConfigOf(projected.pod, agent)
+    t.equal(config.cache.persist.service_account_token_file, config.auto_auth.method.config.token_path, `${agent}: the cache reads the agents' projected token`)
+    t.equal(config.cache.persist.service_account_token_file, '/var/run/secrets/vault.hashicorp.com/serviceaccount/token')
+  }
+})
