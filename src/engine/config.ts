@@ -1,6 +1,7 @@
 // The Vault Agent configuration, with vault-k8s's keys and key order, so the
 // stock Vault image runs it unmodified. Empty optional fields are left out.
 import type { AgentSpec } from './spec.ts'
+import { tokenPath } from './token.ts'
 import type { JsonObject } from './types.ts'
 
 export const TOKEN_SINK = '/home/vault/.vault-token'
@@ -20,7 +21,7 @@ function compact(object: JsonObject): JsonObject {
 function autoAuth(spec: AgentSpec): JsonObject {
   const config: JsonObject = {}
   if (spec.role !== '') config.role = spec.role
-  if (spec.authType === 'kubernetes') config.token_path = `${spec.token.mountPath}/${spec.token.tokenFile}`
+  if (spec.authType === 'kubernetes') config.token_path = tokenPath(spec.token)
   Object.assign(config, spec.authConfig)
   const method = compact({
     type: spec.authType,
@@ -81,7 +82,7 @@ function listenerAndCache(spec: AgentSpec, init: boolean): JsonObject {
 // the agent would refuse to start: point it at the agents' token. A pod with
 // the default mount gets vault-k8s's configuration unchanged.
 function persist(spec: AgentSpec): JsonObject {
-  const tokenFile = `${spec.token.mountPath}/${spec.token.tokenFile}`
+  const tokenFile = tokenPath(spec.token)
   return compact({
     type: 'kubernetes',
     path: CACHE_PATH,

@@ -5,7 +5,7 @@ import { copyForMutation, jsonClone } from './clone.ts'
 import { OUR_PREFIX, VAULT_PREFIX } from './annotations.ts'
 import { RenderError } from './containers.ts'
 import { diff } from './diff.ts'
-import { PROJECTED_TOKEN_VOLUME } from './token.ts'
+import { PROJECTED_TOKEN_VOLUME, tokenPath } from './token.ts'
 import { applyInjection, reservedNameClashes, STATUS_ANNOTATION, stripInjection, topUpMounts } from './pod.ts'
 import { readAnnotations, showValue } from './read.ts'
 import { parseGoBool } from './settings.ts'
@@ -74,7 +74,7 @@ function summarize(spec: AgentSpec, effective: () => Record<string, string>): Ag
     tokenSource: {
       kind: token.kind,
       volume: token.volumeName,
-      tokenPath: `${token.mountPath}/${token.tokenFile}`,
+      tokenPath: tokenPath(token),
       ...(token.audience !== undefined ? { audience: token.audience } : {}),
       ...(token.expirationSeconds !== undefined ? { expirationSeconds: token.expirationSeconds } : {}),
     },

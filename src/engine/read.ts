@@ -50,11 +50,10 @@ for (const spec of POD_SPECS) {
   rows.set(spec.name, { key: fullName(spec), spec })
   POD_ROWS_BY_PREFIX.set(spec.prefix, rows)
 }
-const VAULT_ROWS = POD_ROWS_BY_PREFIX.get(VAULT_PREFIX)!
 
-function podRow(name: string, prefix?: string): PodRow {
-  const row = (prefix === undefined ? VAULT_ROWS : POD_ROWS_BY_PREFIX.get(prefix))?.get(name)
-  if (!row) throw new Error(`engine bug: ${prefix ?? VAULT_PREFIX}${name} is not a pod-scoped annotation`)
+function podRow(name: string, prefix: string = VAULT_PREFIX): PodRow {
+  const row = POD_ROWS_BY_PREFIX.get(prefix)?.get(name)
+  if (!row) throw new Error(`engine bug: ${prefix}${name} is not a pod-scoped annotation`)
   return row
 }
 

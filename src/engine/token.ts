@@ -18,6 +18,11 @@ export interface TokenSource {
   expirationSeconds?: number
 }
 
+// The file the agents log in with.
+export function tokenPath(token: Pick<TokenSource, 'mountPath' | 'tokenFile'>): string {
+  return `${token.mountPath}/${token.tokenFile}`
+}
+
 export interface TokenOptions {
   namedVolume?: string
   project: boolean

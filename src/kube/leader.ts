@@ -37,13 +37,6 @@ export function leaseStore(kc: KubeConfig, namespace: string, name: string): Lea
   }
 }
 
-// A Lease's acquireTime and renewTime are MicroTime: kube-apiserver parses
-// them with exactly six fractional digits and answers 400 to the three that
-// Date#toISOString writes. client-node's V1MicroTime writes six.
-export function microTime(ms: number): V1MicroTime {
-  return new V1MicroTime(ms)
-}
-
 // Timers, injectable so tests decide when time passes.
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown
@@ -166,9 +159,10 @@ export class LeaderElector {
   }
 
   #spec(lease: V1Lease | undefined, nowMs: number): NonNullable<V1Lease['spec']> {
-    // MicroTime: the API server refuses the three fractional digits of a
-    // plain Date (see microTime).
-    const now = microTime(nowMs)
+    // A Lease's acquireTime and renewTime are MicroTime: kube-apiserver
+    // parses exactly six fractional digits and answers 400 to the three of a
+    // plain Date. client-node's V1MicroTime writes six.
+    const now = new V1MicroTime(nowMs)
     const sameHolder = lease?.spec?.holderIdentity === this.#identity
     return {
       holderIdentity: this.#identity,
@@ -224,7 +218,7 @@ export class LeaderElector {
     try {
       const lease = await this.#store.read()
       if (lease?.spec?.holderIdentity === this.#identity) {
-        const now = microTime(this.#now())
+        const now = new V1MicroTime(this.#now())
         await this.#store.replace({ ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now } })
         this.#logger.info({ lease: this.#name, identity: this.#identity }, 'lease released')
       }
