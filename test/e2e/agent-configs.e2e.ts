@@ -6,10 +6,10 @@
 import t from 'tap'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
 import { generateCA, generateServingCert } from '../../src/tls/ca.ts'
-import { BIN, ROOT, start } from './harness.ts'
+import { BIN, movePodPaths, ROOT, start, writePodFile } from './harness.ts'
 
 type Obj = Record<string, any>
 const GOLDEN = join(ROOT, 'test/golden')
@@ -58,36 +58,33 @@ function goldenCases(): AgentCase[] {
   return out
 }
 
-const movePath = (root: string, value: string): string => (/^\/(?:vault|home|var\/run|etc|tmp)\//.test(value) ? join(root, value) : value)
+// A JWT-shaped placeholder where the pod has a service-account token.
+const JWT = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2ln'
+const DEFAULT_SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token'
 
-// Absolute paths in the configuration, moved under root; the files the agent
-// reads at start (token, TLS material) are created there, as the pod has them.
+// The pod's paths moved under root, and the files the agent reads at start
+// (tokens, TLS material, template files) created there, as the pod has them.
 function prepare(config: Obj, root: string): Obj {
-  const moved = JSON.parse(JSON.stringify(config).replace(/"(\/(?:vault|home|var\/run|etc|tmp)\/[^"]*)"/g, (_m, path: string) => JSON.stringify(join(root, path)))) as Obj
   const ca = generateCA({ commonName: 'agent config test CA', validityMs: 3_600_000 })
   const leaf = generateServingCert({ ca, hosts: ['localhost'], validityMs: 3_600_000 })
-  const write = (path: string | undefined, text: string): void => {
-    if (typeof path !== 'string' || existsSync(path)) return
-    mkdirSync(dirname(path), { recursive: true })
-    writeFileSync(path, text)
+  const writeIfNamed = (podPath: unknown, text: string): void => {
+    if (typeof podPath === 'string') writePodFile(root, podPath, text)
   }
-  write(moved.vault?.ca_cert, ca.certPem)
-  write(moved.vault?.client_cert, leaf.certPem)
-  write(moved.vault?.client_key, leaf.keyPem)
-  if (typeof moved.vault?.ca_path === 'string') mkdirSync(moved.vault.ca_path, { recursive: true })
-  // A service-account token where the pod has one: the auth method's, and the
-  // default path the persistent cache reads unless told otherwise.
-  const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2ln'
-  write(moved.auto_auth?.method?.config?.token_path, jwt)
-  write(moved.cache?.persist?.service_account_token_file, jwt)
-  if (moved.cache?.persist && !moved.cache.persist.service_account_token_file) {
-    // The pod's default token mount, at the path the agent hard-codes: told explicitly here.
-    moved.cache.persist.service_account_token_file = join(root, 'var/run/secrets/kubernetes.io/serviceaccount/token')
-    write(moved.cache.persist.service_account_token_file, jwt)
+  writeIfNamed(config.vault?.ca_cert, ca.certPem)
+  writeIfNamed(config.vault?.client_cert, leaf.certPem)
+  writeIfNamed(config.vault?.client_key, leaf.keyPem)
+  writeIfNamed(config.auto_auth?.method?.config?.token_path, JWT)
+  // The persistent cache reads the default token path unless told; the pod
+  // has a token there when the configuration does not name another.
+  writeIfNamed(config.cache?.persist?.service_account_token_file ?? (config.cache?.persist ? DEFAULT_SA_TOKEN : undefined), JWT)
+  for (const template of config.template ?? []) writeIfNamed(template.source, '{{ with secret "kv/x" }}{{ .Data }}{{ end }}')
+  for (const dir of ['/home/vault', '/vault/secrets', config.vault?.ca_path, config.cache?.persist?.path]) {
+    if (typeof dir === 'string') mkdirSync(join(root, dir), { recursive: true })
   }
-  for (const template of moved.template ?? []) if (typeof template.source === 'string') write(template.source, '{{ with secret "kv/x" }}{{ .Data }}{{ end }}')
-  for (const dir of ['home/vault', 'vault/secrets', 'vault/agent-cache']) mkdirSync(join(root, dir), { recursive: true })
-  if (typeof moved.cache?.persist?.path === 'string') mkdirSync(moved.cache.persist.path, { recursive: true })
+
+  const moved = movePodPaths(config, root)
+  // The agent reads that default path itself, outside root: told explicitly here.
+  if (moved.cache?.persist && !moved.cache.persist.service_account_token_file) moved.cache.persist.service_account_token_file = join(root, DEFAULT_SA_TOKEN)
   // Listeners on a free port of this machine rather than the pod's.
   for (const listener of moved.listener ?? []) listener.address = '127.0.0.1:0'
   // Vault's host name cannot be resolved here (no DNS): the same scheme and
@@ -103,12 +100,8 @@ function prepare(config: Obj, root: string): Obj {
 async function runAgent(config: Obj, containerEnv: Record<string, string>, root: string): Promise<{ output: string; code: number | null }> {
   const file = join(root, 'config.json')
   writeFileSync(file, JSON.stringify(config))
-  const env = Object.fromEntries(Object.entries(containerEnv).map(([k, v]) => [k, movePath(root, v)]))
-  const webIdentity = env.AWS_WEB_IDENTITY_TOKEN_FILE
-  if (webIdentity && !existsSync(webIdentity)) {
-    mkdirSync(dirname(webIdentity), { recursive: true })
-    writeFileSync(webIdentity, 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2ln')
-  }
+  if (containerEnv.AWS_WEB_IDENTITY_TOKEN_FILE) writePodFile(root, containerEnv.AWS_WEB_IDENTITY_TOKEN_FILE, JWT)
+  const env = movePodPaths(containerEnv, root)
   // No network here. At start the agent asks Vault (through the proxy, if
   // any) and retries VAULT_MAX_RETRIES times with backoff before its auth
   // handler starts: against nothing that is some 20 s. So no proxy and no

@@ -9,8 +9,10 @@
 // unchanged, on an API server that authorizes with RBAC: the least-privilege
 // rules are proved sufficient, not only reviewed.
 import t from 'tap'
-import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node'
+import { AdmissionregistrationV1Api, AuthorizationV1Api, CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node'
 import { join } from 'node:path'
+import { bundleCerts } from '../../src/kube/auto-tls.ts'
+import { LEASE_NAME as LEASE, SECRET_NAME as SECRET } from '../../src/kube/names.ts'
 import { fingerprintOf, Fatal, freePort, httpsGet, installInjectorIdentity, register, ROOT, servedFingerprint, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
 
 type Obj = Record<string, any>
@@ -18,8 +20,6 @@ const NS = 'vault-injector'
 const APP_NS = 'e2e-auto'
 // The name the shipped RBAC grants (resourceNames), as in manifests/.
 const CONFIG = 'vault-injector'
-const SECRET = 'vault-injector-certs'
-const LEASE = 'vault-injector-leader'
 
 interface Replica {
   name: string
@@ -71,8 +71,7 @@ async function leaseHolder(): Promise<string | undefined> {
 async function caBundles(): Promise<string[][]> {
   const config = await admission.readMutatingWebhookConfiguration({ name: CONFIG })
   return (config.webhooks ?? []).map((w) => {
-    const pem = Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString('utf8')
-    return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(fingerprintOf)
+    return bundleCerts(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString('utf8')).map((c) => c.fingerprint256)
   })
 }
 
@@ -121,7 +120,7 @@ t.teardown(async () => {
 })
 
 t.test('two replicas under the shipped RBAC: one leader, one Secret, the same certificate served, every caBundle set', async (t) => {
-  const authz = cp.kubeConfig.makeApiClient((await import('@kubernetes/client-node')).AuthorizationV1Api)
+  const authz = cp.kubeConfig.makeApiClient(AuthorizationV1Api)
   const can = async (verb: string, resource: string, group = '', namespace?: string, name?: string): Promise<boolean> =>
     (await authz.createSubjectAccessReview({ body: { spec: { user: `system:serviceaccount:${NS}:vault-injector`, resourceAttributes: { verb, resource, group, ...(namespace ? { namespace } : {}), ...(name ? { name } : {}) } } } })).status?.allowed === true
   t.ok(await can('update', 'leases', 'coordination.k8s.io', NS, LEASE), 'the ServiceAccount may renew its Lease')

@@ -5,12 +5,12 @@
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, X509Certificate } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import tls from 'node:tls'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { parseAllDocuments, stringify } from 'yaml'
 import { generateCA, generateClientCert, generateServingCert, type CertificateAuthority } from '../../src/tls/ca.ts'
 
@@ -187,16 +187,9 @@ export async function startControlPlane(): Promise<ControlPlane> {
     '--v=0',
   ])
   const apiUrl = `https://127.0.0.1:${apiPort}`
-  const kubeconfig = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'e2e', cluster: { server: apiUrl, 'certificate-authority-data': Buffer.from(ca.certPem).toString('base64') } }],
-    users: [{ name: 'admin', user: { 'client-certificate-data': Buffer.from(admin.certPem).toString('base64'), 'client-key-data': Buffer.from(admin.keyPem).toString('base64') } }],
-    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: 'admin' } }],
-    'current-context': 'e2e',
-  }
   const kubeconfigPath = join(dir, 'kubeconfig')
-  writeFileSync(kubeconfigPath, stringify(kubeconfig))
+  const adminUser = { 'client-certificate-data': Buffer.from(admin.certPem).toString('base64'), 'client-key-data': Buffer.from(admin.keyPem).toString('base64') }
+  writeKubeconfig(kubeconfigPath, { apiUrl, ca }, 'admin', adminUser)
   const kubeConfig = new KubeConfig()
   kubeConfig.loadFromFile(kubeconfigPath)
   const stop = async (): Promise<void> => {
@@ -262,6 +255,54 @@ export function register(kubeconfigPath: string, args: string[]): Promise<{ code
   return new Promise((resolve) => proc.child.once('exit', (code) => resolve({ code: code ?? -1, output: proc.output.join('') })))
 }
 
+// A kubeconfig for the e2e API server with one user.
+function writeKubeconfig(path: string, cluster: Pick<ControlPlane, 'apiUrl' | 'ca'>, userName: string, user: Record<string, string>): void {
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'e2e', cluster: { server: cluster.apiUrl, 'certificate-authority-data': Buffer.from(cluster.ca.certPem).toString('base64') } }],
+    users: [{ name: userName, user }],
+    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: userName } }],
+    'current-context': 'e2e',
+  }
+  writeFileSync(path, stringify(config))
+}
+
+// A ServiceAccount token from the TokenRequest API (what the kubelet projects).
+export async function serviceAccountToken(cp: ControlPlane, namespace: string, name: string, audiences: string[] = [], expirationSeconds = 3600): Promise<string> {
+  const request = await cp.kubeConfig.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences, expirationSeconds } } })
+  const token = request.status?.token
+  if (!token) throw new Error(`no token issued for ${namespace}/${name}`)
+  return token
+}
+
+// Paths of a pod's filesystem (/vault/..., /home/vault/..., /var/run/...),
+// moved under root: every JSON string value that is such a path, at any depth.
+export function movePodPaths<T>(value: T, root: string): T {
+  const text = JSON.stringify(value).replace(/"(\/(?:vault|home|var\/run|etc|tmp)\/[^"]*)"/g, (_match, path: string) => JSON.stringify(join(root, path)))
+  return JSON.parse(text) as T
+}
+
+// Writes a file of the pod's filesystem under root, creating its folders.
+export function writePodFile(root: string, podPath: string, text: string): string {
+  const path = join(root, podPath)
+  mkdirSync(dirname(path), { recursive: true })
+  writeFileSync(path, text)
+  return path
+}
+
+// The exit code, or 'running' if the process has not exited within timeoutMs.
+export function exitWithin(proc: Process, timeoutMs: number): Promise<number | null | 'running'> {
+  if (proc.child.exitCode !== null) return Promise.resolve(proc.child.exitCode)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve('running'), timeoutMs)
+    proc.child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve(code)
+    })
+  })
+}
+
 // The injector's own identity, as manifests/base gives it in the cluster: the
 // vault-injector namespace and ServiceAccount, bound by rbac.yaml unchanged.
 // Returns a kubeconfig that authenticates as that ServiceAccount (a token from
@@ -275,18 +316,7 @@ export async function installInjectorIdentity(cp: ControlPlane): Promise<string>
   for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'manifests/base/rbac.yaml'), 'utf8'))) {
     await objects.create(doc.toJS() as KubernetesObject)
   }
-  const request = await core.createNamespacedServiceAccountToken({ name: 'vault-injector', namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } })
-  const token = request.status?.token
-  if (!token) throw new Error('no token issued for the vault-injector ServiceAccount')
   const path = join(cp.dir, 'kubeconfig-vault-injector')
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'e2e', cluster: { server: cp.apiUrl, 'certificate-authority-data': Buffer.from(cp.ca.certPem).toString('base64') } }],
-    users: [{ name: 'vault-injector', user: { token } }],
-    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: 'vault-injector' } }],
-    'current-context': 'e2e',
-  }
-  writeFileSync(path, JSON.stringify(config))
+  writeKubeconfig(path, cp, 'vault-injector', { token: await serviceAccountToken(cp, namespace, 'vault-injector') })
   return path
 }

@@ -2,11 +2,11 @@
 // dev server with Kubernetes auth against the e2e kube-apiserver, a pod
 // injected through the API server, its VAULT_CONFIG decoded and run with the
 // paths moved into a temporary folder and a token from the TokenRequest API.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node'
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BIN, freePort, register, start, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector, type Process } from './harness.ts'
+import { BIN, exitWithin, freePort, movePodPaths, register, serviceAccountToken, start, startControlPlane, startInjector, waitFor, writePodFile, type ControlPlane, type Injector, type Process } from './harness.ts'
 
 type Obj = Record<string, any>
 const NS = 'agent'
@@ -28,13 +28,6 @@ async function vaultApi(method: string, path: string, body?: unknown): Promise<O
   return text ? (JSON.parse(text) as Obj) : {}
 }
 
-async function tokenFor(core: CoreV1Api, serviceAccount: string, audiences: string[] = [], expirationSeconds = 3600): Promise<string> {
-  const request = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace: NS, body: { spec: { audiences, expirationSeconds } } })
-  const token = request.status?.token
-  if (!token) throw new Error(`no token issued for ${serviceAccount}`)
-  return token
-}
-
 t.before(async () => {
   cp = await startControlPlane()
   const core = cp.kubeConfig.makeApiClient(CoreV1Api)
@@ -50,9 +43,11 @@ t.before(async () => {
   vault = start(join(BIN, 'vault'), ['server', '-dev', '-dev-root-token-id=root', `-dev-listen-address=127.0.0.1:${port}`], { HOME: cp.dir, VAULT_DISABLE_MLOCK: 'true' })
   await waitFor('vault dev server', async () => (await fetch(`${vaultAddr}/v1/sys/health`)).status === 200)
   await vaultApi('POST', 'sys/auth/kubernetes', { type: 'kubernetes' })
-  await vaultApi('POST', 'auth/kubernetes/config', { kubernetes_host: cp.apiUrl, kubernetes_ca_cert: cp.ca.certPem, token_reviewer_jwt: await tokenFor(core, 'vault-reviewer'), disable_local_ca_jwt: true })
+  await vaultApi('POST', 'auth/kubernetes/config', { kubernetes_host: cp.apiUrl, kubernetes_ca_cert: cp.ca.certPem, token_reviewer_jwt: await serviceAccountToken(cp, NS, 'vault-reviewer'), disable_local_ca_jwt: true })
   await vaultApi('PUT', 'sys/policies/acl/app', { policy: 'path "secret/data/app" { capabilities = ["read"] }' })
   await vaultApi('POST', 'auth/kubernetes/role/app', { bound_service_account_names: ['app'], bound_service_account_namespaces: [NS], policies: ['app'], ttl: '1h' })
+  // The same, for tokens with the audience "vault" only (vault-injector.dev/token-audience).
+  await vaultApi('POST', 'auth/kubernetes/role/app-aud', { bound_service_account_names: ['app'], bound_service_account_namespaces: [NS], audience: 'vault', policies: ['app'], ttl: '1h' })
   await vaultApi('POST', 'secret/data/app', { data: { password: 'first-s3cret' } })
 
   injector = await startInjector(cp.dir)
@@ -68,59 +63,77 @@ t.teardown(async () => {
   await cp?.stop()
 })
 
-// The agent's paths, moved under a folder a test can use.
-function remap(config: Obj, root: string): Obj {
-  const text = JSON.stringify(config)
-    .replaceAll('/var/run/secrets/kubernetes.io/serviceaccount', join(root, 'sa'))
-    .replaceAll('/var/run/secrets/vault.hashicorp.com/serviceaccount', join(root, 'agent-sa'))
-    .replaceAll('/home/vault', join(root, 'home'))
-    .replaceAll('/vault/secrets', join(root, 'secrets'))
-  return JSON.parse(text) as Obj
+const RENDERED = '/vault/secrets/creds'
+
+// A pod with one secret, "creds", rendered by a template from secret/data/app,
+// created through the API server (so through the webhook); more annotations
+// and spec fields as given.
+async function createAgentPod(name: string, annotations: Record<string, string> = {}, spec: Obj = {}): Promise<Obj> {
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
+  const body = {
+    metadata: {
+      name,
+      annotations: {
+        'vault.hashicorp.com/agent-inject': 'true',
+        'vault.hashicorp.com/role': 'app',
+        'vault.hashicorp.com/service': vaultAddr,
+        'vault.hashicorp.com/agent-inject-secret-creds': 'secret/data/app',
+        'vault.hashicorp.com/agent-inject-template-creds': '{{ with secret "secret/data/app" }}password={{ .Data.data.password }}{{ end }}',
+        ...annotations,
+      },
+    },
+    spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'registry.example.com/app:1' }], ...spec },
+  }
+  return (await core.createNamespacedPod({ namespace: NS, body })) as Obj
+}
+
+function containerOf(pod: Obj, name: string): Obj {
+  return [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c: Obj) => c.name === name)
 }
 
 function configOf(pod: Obj, container: string): Obj {
-  const c = [...pod.spec.initContainers, ...pod.spec.containers].find((x: Obj) => x.name === container)
-  return JSON.parse(Buffer.from(c.env.find((e: Obj) => e.name === 'VAULT_CONFIG').value, 'base64').toString('utf8')) as Obj
+  return JSON.parse(Buffer.from(containerOf(pod, container).env.find((e: Obj) => e.name === 'VAULT_CONFIG').value, 'base64').toString('utf8')) as Obj
+}
+
+// The token the kubelet would put where the agent reads it: from the
+// TokenRequest API, for the pod's ServiceAccount.
+async function giveAgentToken(pod: Obj, root: string, audiences: string[] = []): Promise<void> {
+  const agent = containerOf(pod, 'vault-agent-init') ? 'vault-agent-init' : 'vault-agent'
+  const podPath = configOf(pod, agent).auto_auth.method.config.token_path as string
+  writePodFile(root, podPath, await serviceAccountToken(cp, NS, 'app', audiences))
+}
+
+// Runs an agent container of the pod: its configuration and its literal
+// environment (log settings among them), with the pod's paths moved under root
+// and its volume mounts there as folders.
+function runAgent(pod: Obj, container: string, root: string): Process {
+  for (const mount of containerOf(pod, container).volumeMounts ?? []) mkdirSync(join(root, mount.mountPath), { recursive: true })
+  const file = join(root, `${container}.json`)
+  writeFileSync(file, JSON.stringify(movePodPaths(configOf(pod, container), root)))
+  const env = Object.fromEntries(containerOf(pod, container).env.filter((e: Obj) => typeof e.value === 'string' && e.name !== 'VAULT_CONFIG').map((e: Obj) => [e.name, e.value]))
+  return start(join(BIN, 'vault'), ['agent', `-config=${file}`], movePodPaths(env, root))
+}
+
+// Waits for an agent that should exit (the init agent): its exit code, with its output when it is not 0.
+async function exitOf(agent: Process, t: Test, what: string): Promise<void> {
+  const code = await exitWithin(agent, 60_000)
+  t.equal(code, 0, code === 0 ? what : `${what}: failed (${code}): ${agent.output.join('').slice(-1500)}`)
 }
 
 t.test('the init and sidecar agents render the secret, and the sidecar re-renders it when it changes', async (t) => {
-  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
-  const pod = (await core.createNamespacedPod({
-    namespace: NS,
-    body: {
-      metadata: {
-        name: 'app',
-        annotations: {
-          'vault.hashicorp.com/agent-inject': 'true',
-          'vault.hashicorp.com/role': 'app',
-          'vault.hashicorp.com/service': vaultAddr,
-          'vault.hashicorp.com/agent-inject-secret-creds': 'secret/data/app',
-          'vault.hashicorp.com/agent-inject-template-creds': '{{ with secret "secret/data/app" }}password={{ .Data.data.password }}{{ end }}',
-          'vault.hashicorp.com/template-static-secret-render-interval': '1s',
-        },
-      },
-      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'registry.example.com/app:1' }] },
-    },
-  })) as Obj
+  const pod = await createAgentPod('app', { 'vault.hashicorp.com/template-static-secret-render-interval': '1s' })
   t.same(pod.spec.containers.map((c: Obj) => c.name), ['app', 'vault-agent'], 'injected through the API server')
+  const root = join(cp.dir, 'classic')
+  await giveAgentToken(pod, root)
 
-  const root = cp.dir
-  for (const dir of ['sa', 'home', 'secrets']) mkdirSync(join(root, dir), { recursive: true })
-  writeFileSync(join(root, 'sa/token'), await tokenFor(core, 'app'))
-  const rendered = join(root, 'secrets/creds')
+  await exitOf(runAgent(pod, 'vault-agent-init', root), t, 'the init agent exits after rendering')
+  t.equal(readFileSync(join(root, RENDERED), 'utf8'), 'password=first-s3cret', 'the init agent rendered the secret before the app would start')
 
-  writeFileSync(join(root, 'init.json'), JSON.stringify(remap(configOf(pod, 'vault-agent-init'), root)))
-  const init = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'init.json')}`])
-  const initCode = await new Promise<number | null>((resolve) => init.child.once('exit', resolve))
-  t.equal(initCode, 0, initCode === 0 ? 'the init agent exits after rendering' : `the init agent failed: ${init.output.join('').slice(-1500)}`)
-  t.equal(readFileSync(rendered, 'utf8'), 'password=first-s3cret', 'the init agent rendered the secret before the app would start')
-
-  writeFileSync(join(root, 'sidecar.json'), JSON.stringify(remap(configOf(pod, 'vault-agent'), root)))
-  const sidecar = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'sidecar.json')}`])
+  const sidecar = runAgent(pod, 'vault-agent', root)
   t.teardown(() => sidecar.stop())
-  await waitFor('the sidecar to authenticate', async () => existsSync(join(root, 'home/.vault-token')), 30_000)
+  await waitFor('the sidecar to authenticate', async () => existsSync(join(root, '/home/vault/.vault-token')), 30_000)
   await vaultApi('POST', 'secret/data/app', { data: { password: 'rotated-s3cret' } })
-  await waitFor('the sidecar to re-render the changed secret', async () => readFileSync(rendered, 'utf8') === 'password=rotated-s3cret', 30_000).catch((error) => {
+  await waitFor('the sidecar to re-render the changed secret', async () => readFileSync(join(root, RENDERED), 'utf8') === 'password=rotated-s3cret', 30_000).catch((error) => {
     throw new Error(`${(error as Error).message}\n${sidecar.output.join('').slice(-2000)}`)
   })
   t.pass('the sidecar re-rendered the rotated secret')
@@ -129,64 +142,32 @@ t.test('the init and sidecar agents render the secret, and the sidecar re-render
 // vault-injector's projected token: the pod mounts no token at all; the agents
 // get their own, with the audience and lifetime the annotations give, and a
 // Vault role bound to that audience accepts it while a token for the API
-// server's default audience is refused. What the kubelet would project is
-// asked for here with the same audience and lifetime from the TokenRequest API.
+// server's default audience is refused.
 t.test('a projected token with its own audience: Vault accepts it, and only it', async (t) => {
-  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
-  await vaultApi('POST', 'auth/kubernetes/role/app-aud', { bound_service_account_names: ['app'], bound_service_account_namespaces: [NS], audience: 'vault', policies: ['app'], ttl: '1h' })
   await vaultApi('POST', 'secret/data/app', { data: { password: 'audience-s3cret' } })
-  const pod = (await core.createNamespacedPod({
-    namespace: NS,
-    body: {
-      metadata: {
-        name: 'app-projected',
-        annotations: {
-          'vault.hashicorp.com/agent-inject': 'true',
-          'vault.hashicorp.com/agent-pre-populate-only': 'true',
-          'vault.hashicorp.com/role': 'app-aud',
-          'vault.hashicorp.com/service': vaultAddr,
-          'vault.hashicorp.com/agent-inject-secret-creds': 'secret/data/app',
-          'vault.hashicorp.com/agent-inject-template-creds': '{{ with secret "secret/data/app" }}password={{ .Data.data.password }}{{ end }}',
-          'vault-injector.dev/token-audience': 'vault',
-          'vault-injector.dev/token-expiration-seconds': '600',
-        },
-      },
-      spec: { serviceAccountName: 'app', automountServiceAccountToken: false, containers: [{ name: 'app', image: 'registry.example.com/app:1' }] },
-    },
-  })) as Obj
+  const pod = await createAgentPod(
+    'app-projected',
+    { 'vault.hashicorp.com/agent-pre-populate-only': 'true', 'vault.hashicorp.com/role': 'app-aud', 'vault-injector.dev/token-audience': 'vault', 'vault-injector.dev/token-expiration-seconds': '600' },
+    { automountServiceAccountToken: false },
+  )
   const projected = pod.spec.volumes.find((v: Obj) => v.name === 'vault-agent-token')
   t.same(projected?.projected?.sources, [{ serviceAccountToken: { audience: 'vault', expirationSeconds: 600, path: 'token' } }], 'the API server stored the agents\' projected token volume')
-  const app = pod.spec.containers.find((c: Obj) => c.name === 'app')
-  t.notOk((app.volumeMounts ?? []).some((m: Obj) => m.name === 'vault-agent-token'), 'the app does not mount it')
-
+  t.notOk((containerOf(pod, 'app').volumeMounts ?? []).some((m: Obj) => m.name === 'vault-agent-token'), 'the app does not mount it')
+  t.equal(configOf(pod, 'vault-agent-init').auto_auth.method.config.token_path, '/var/run/secrets/vault.hashicorp.com/serviceaccount/token', 'the agent logs in with the projected token')
   const root = join(cp.dir, 'projected')
-  for (const dir of ['agent-sa', 'home', 'secrets']) mkdirSync(join(root, dir), { recursive: true })
-  const config = remap(configOf(pod, 'vault-agent-init'), root)
-  t.equal(config.auto_auth.method.config.token_path, join(root, 'agent-sa/token'), 'the agent logs in with the projected token')
-  const run = async (token: string): Promise<{ code: number | null; output: string }> => {
-    writeFileSync(join(root, 'agent-sa/token'), token)
-    writeFileSync(join(root, 'init.json'), JSON.stringify(config))
-    const agent = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'init.json')}`])
-    const code = await Promise.race([
-      new Promise<number | null>((resolve) => agent.child.once('exit', resolve)),
-      new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 10_000)),
-    ])
-    if (code === 'running') {
-      await agent.stop()
-      return { code: null, output: agent.output.join('') }
-    }
-    return { code, output: agent.output.join('') }
-  }
 
   // The API server's default audience: the role bound to "vault" refuses it,
   // and the agent keeps retrying (never renders).
-  const wrong = await run(await tokenFor(core, 'app', [], 600))
-  t.notOk(existsSync(join(root, 'secrets/creds')), 'a token for another audience renders nothing')
-  t.match(wrong.output, /Code: 403/, 'Vault refused the login (403)')
+  await giveAgentToken(pod, root)
+  const wrong = runAgent(pod, 'vault-agent-init', root)
+  t.equal(await exitWithin(wrong, 10_000), 'running', 'with a token for another audience the agent keeps retrying')
+  await wrong.stop()
+  t.notOk(existsSync(join(root, RENDERED)), 'and renders nothing')
+  t.match(wrong.output.join(''), /Code: 403/, 'Vault refused the login (403)')
 
-  const right = await run(await tokenFor(core, 'app', ['vault'], 600))
-  t.equal(right.code, 0, right.code === 0 ? 'the init agent exits after rendering' : `the init agent failed: ${right.output.slice(-1500)}`)
-  t.equal(readFileSync(join(root, 'secrets/creds'), 'utf8'), 'password=audience-s3cret', 'rendered with the audience-bound token')
+  await giveAgentToken(pod, root, ['vault'])
+  await exitOf(runAgent(pod, 'vault-agent-init', root), t, 'the init agent exits after rendering')
+  t.equal(readFileSync(join(root, RENDERED), 'utf8'), 'password=audience-s3cret', 'rendered with the audience-bound token')
 })
 
 // Native sidecar mode: one agent, stored by the API server as an init
@@ -194,46 +175,24 @@ t.test('a projected token with its own audience: Vault accepts it, and only it',
 // back) fails until the agent has rendered every file, then passes, and the
 // agent stays up to re-render.
 t.test('native sidecar: the startup probe passes only once the real agent has rendered', async (t) => {
-  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
   await vaultApi('POST', 'secret/data/app', { data: { password: 'native-s3cret' } })
-  const pod = (await core.createNamespacedPod({
-    namespace: NS,
-    body: {
-      metadata: {
-        name: 'app-native',
-        annotations: {
-          'vault.hashicorp.com/agent-inject': 'true',
-          'vault.hashicorp.com/role': 'app',
-          'vault.hashicorp.com/service': vaultAddr,
-          'vault.hashicorp.com/agent-inject-secret-creds': 'secret/data/app',
-          'vault.hashicorp.com/agent-inject-template-creds': '{{ with secret "secret/data/app" }}password={{ .Data.data.password }}{{ end }}',
-          'vault.hashicorp.com/template-static-secret-render-interval': '1s',
-          'vault-injector.dev/native-sidecar': 'true',
-        },
-      },
-      spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'registry.example.com/app:1' }] },
-    },
-  })) as Obj
-  const agentContainer = pod.spec.initContainers.find((c: Obj) => c.name === 'vault-agent')
+  const pod = await createAgentPod('app-native', { 'vault.hashicorp.com/template-static-secret-render-interval': '1s', 'vault-injector.dev/native-sidecar': 'true' })
+  const agentContainer = containerOf(pod, 'vault-agent')
   t.equal(agentContainer?.restartPolicy, 'Always', 'stored as a native sidecar')
   t.same(pod.spec.containers.map((c: Obj) => c.name), ['app'], 'and no classic sidecar')
 
   const root = join(cp.dir, 'native')
-  for (const dir of ['sa', 'home', 'secrets']) mkdirSync(join(root, dir), { recursive: true })
-  writeFileSync(join(root, 'sa/token'), await tokenFor(core, 'app'))
-  const remapPaths = (text: string): string => text.replaceAll('/vault/secrets', join(root, 'secrets'))
+  await giveAgentToken(pod, root)
   const [shell, flag, script] = agentContainer.startupProbe.exec.command as string[]
-  const probe = (): Promise<number | null> =>
-    new Promise((resolve) => start(shell!, [flag!, remapPaths(script!)]).child.once('exit', resolve))
+  const probe = async (): Promise<number | null | 'running'> => exitWithin(start(shell!, [flag!, script!.replaceAll('/vault/secrets', join(root, '/vault/secrets'))]), 5_000)
   t.not(await probe(), 0, 'before the agent runs, the startup probe fails')
 
-  writeFileSync(join(root, 'agent.json'), JSON.stringify(remap(configOf(pod, 'vault-agent'), root)))
-  const agent = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'agent.json')}`])
+  const agent = runAgent(pod, 'vault-agent', root)
   t.teardown(() => agent.stop())
   await waitFor('the startup probe to pass', async () => (await probe()) === 0, 30_000).catch((error) => {
     throw new Error(`${(error as Error).message}\n${agent.output.join('').slice(-2000)}`)
   })
-  t.equal(readFileSync(join(root, 'secrets/creds'), 'utf8'), 'password=native-s3cret', 'the probe passed because the file is rendered')
+  t.equal(readFileSync(join(root, RENDERED), 'utf8'), 'password=native-s3cret', 'the probe passed because the file is rendered')
   t.equal(agent.child.exitCode, null, 'and the agent keeps running (no exit_after_auth)')
 })
 
@@ -245,63 +204,41 @@ t.test('native sidecar: the startup probe passes only once the real agent has re
 // where it is (it reads the default token path otherwise, which such a pod
 // does not have; this test found that).
 t.test('cache, listener, quit, telemetry, token file, file name, mode and command: the real agent runs them', async (t) => {
-  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
-  await vaultApi('POST', 'auth/kubernetes/role/app-aud', { bound_service_account_names: ['app'], bound_service_account_namespaces: [NS], audience: 'vault', policies: ['app'], ttl: '1h' })
   await vaultApi('POST', 'secret/data/app', { data: { password: 'options-s3cret' } })
   const port = await freePort()
   const root = join(cp.dir, 'options')
-  const pod = (await core.createNamespacedPod({
-    namespace: NS,
-    body: {
-      metadata: {
-        name: 'app-options',
-        annotations: {
-          'vault.hashicorp.com/agent-inject': 'true',
-          'vault.hashicorp.com/role': 'app-aud',
-          'vault-injector.dev/token-audience': 'vault',
-          'vault.hashicorp.com/service': vaultAddr,
-          'vault.hashicorp.com/agent-inject-secret-creds': 'secret/data/app',
-          'vault.hashicorp.com/agent-inject-template-creds': '{{ with secret "secret/data/app" }}password={{ .Data.data.password }}{{ end }}',
-          'vault.hashicorp.com/agent-inject-file-creds': 'db/creds.txt',
-          'vault.hashicorp.com/agent-inject-perms-creds': '0400',
-          'vault.hashicorp.com/error-on-missing-key-creds': 'true',
-          'vault.hashicorp.com/agent-inject-command-creds': `touch ${join(root, 'command-ran')}`,
-          'vault.hashicorp.com/agent-inject-token': 'true',
-          'vault.hashicorp.com/agent-cache-enable': 'true',
-          'vault.hashicorp.com/agent-cache-listener-port': String(port),
-          'vault.hashicorp.com/agent-cache-use-auto-auth-token': 'force',
-          'vault.hashicorp.com/agent-enable-quit': 'true',
-          'vault.hashicorp.com/agent-telemetry-prometheus_retention_time': '30s',
-          'vault.hashicorp.com/agent-telemetry-disable_hostname': 'true',
-          'vault.hashicorp.com/log-format': 'json',
-        },
-      },
-      spec: { serviceAccountName: 'app', automountServiceAccountToken: false, containers: [{ name: 'app', image: 'registry.example.com/app:1' }] },
+  const pod = await createAgentPod(
+    'app-options',
+    {
+      'vault.hashicorp.com/role': 'app-aud',
+      'vault-injector.dev/token-audience': 'vault',
+      'vault.hashicorp.com/agent-inject-file-creds': 'db/creds.txt',
+      'vault.hashicorp.com/agent-inject-perms-creds': '0400',
+      'vault.hashicorp.com/error-on-missing-key-creds': 'true',
+      'vault.hashicorp.com/agent-inject-command-creds': `touch ${join(root, 'command-ran')}`,
+      'vault.hashicorp.com/agent-inject-token': 'true',
+      'vault.hashicorp.com/agent-cache-enable': 'true',
+      'vault.hashicorp.com/agent-cache-listener-port': String(port),
+      'vault.hashicorp.com/agent-cache-use-auto-auth-token': 'force',
+      'vault.hashicorp.com/agent-enable-quit': 'true',
+      'vault.hashicorp.com/agent-telemetry-prometheus_retention_time': '30s',
+      'vault.hashicorp.com/agent-telemetry-disable_hostname': 'true',
+      'vault.hashicorp.com/log-format': 'json',
     },
-  })) as Obj
+    { automountServiceAccountToken: false },
+  )
+  await giveAgentToken(pod, root, ['vault'])
 
-  for (const dir of ['agent-sa', 'home', 'secrets', 'agent-cache']) mkdirSync(join(root, dir), { recursive: true })
-  writeFileSync(join(root, 'agent-sa/token'), await tokenFor(core, 'app', ['vault']))
-  const configFor = (container: string): Obj => JSON.parse(JSON.stringify(remap(configOf(pod, container), root)).replaceAll('/vault/agent-cache', join(root, 'agent-cache'))) as Obj
-
-  // The log settings reach the agent as the container's environment.
-  const logEnv = (container: string): Record<string, string> => {
-    const c = [...pod.spec.initContainers, ...pod.spec.containers].find((x: Obj) => x.name === container)
-    return Object.fromEntries(c.env.filter((e: Obj) => e.name.startsWith('VAULT_LOG_')).map((e: Obj) => [e.name, e.value]))
-  }
-  writeFileSync(join(root, 'init.json'), JSON.stringify(configFor('vault-agent-init')))
-  const init = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'init.json')}`], logEnv('vault-agent-init'))
-  const initCode = await new Promise<number | null>((resolve) => init.child.once('exit', resolve))
-  t.equal(initCode, 0, initCode === 0 ? 'the init agent accepts the configuration and exits after rendering' : `the init agent failed: ${init.output.join('').slice(-2000)}`)
-  const rendered = join(root, 'secrets/db/creds.txt')
+  const init = runAgent(pod, 'vault-agent-init', root)
+  await exitOf(init, t, 'the init agent accepts the configuration and exits after rendering')
+  const rendered = join(root, '/vault/secrets/db/creds.txt')
   t.equal(readFileSync(rendered, 'utf8'), 'password=options-s3cret', 'rendered under its file name, in a sub-folder')
   t.equal(statSync(rendered).mode & 0o777, 0o400, 'with the mode asked for')
   t.ok(existsSync(join(root, 'command-ran')), 'the command ran after rendering')
-  t.match(readFileSync(join(root, 'secrets/token'), 'utf8'), /^hvs\.|^s\./, 'the Vault token is written beside the secrets')
+  t.match(readFileSync(join(root, '/vault/secrets/token'), 'utf8'), /^hvs\.|^s\./, 'the Vault token is written beside the secrets')
   t.match(init.output.join(''), /^\{"@level"/m, 'logs are JSON')
 
-  writeFileSync(join(root, 'sidecar.json'), JSON.stringify(configFor('vault-agent')))
-  const sidecar = start(join(BIN, 'vault'), ['agent', `-config=${join(root, 'sidecar.json')}`], logEnv('vault-agent'))
+  const sidecar = runAgent(pod, 'vault-agent', root)
   t.teardown(() => sidecar.stop())
   const listener = `http://127.0.0.1:${port}`
   await waitFor('the cache listener', async () => {
@@ -311,6 +248,5 @@ t.test('cache, listener, quit, telemetry, token file, file name, mode and comman
   const read = (await (await fetch(`${listener}/v1/secret/data/app`)).json()) as Obj
   t.equal(read.data?.data?.password, 'options-s3cret', 'the listener answers with the auto-auth token (use_auto_auth_token: force)')
   t.equal((await fetch(`${listener}/agent/v1/quit`, { method: 'POST' })).status, 200, 'the quit endpoint is on')
-  const quitCode = await new Promise<number | null>((resolve) => (sidecar.child.exitCode !== null ? resolve(sidecar.child.exitCode) : sidecar.child.once('exit', resolve)))
-  t.equal(quitCode, 0, 'and the sidecar quits when asked')
+  t.equal(await exitWithin(sidecar, 30_000), 0, 'and the sidecar quits when asked')
 })
