@@ -3,12 +3,14 @@
 # Vault — from the Go modules pinned in test/e2e/go/<name>/go.mod (+ go.sum),
 # through the Go module proxy, into a cache kept between runs:
 #   ${VAULT_INJECTOR_E2E_CACHE:-~/.cache/vault-injector-e2e}/
-#     builds/<name>-<version>-<hash of go.mod+go.sum>/<name>   one per version
+#     builds/<name>-<version>-<hash of the folder's files>/<name>   one per version
 #     bin/<name> -> the build in use                            what the tests run
 #     gomod/, gocache/                                           Go's module and build caches
 # Prints the bin directory on its last line. etcd and kube-apiserver must
 # build. Vault is optional: if it does not, the Vault Agent scenario is skipped
-# with the reason. A compile error is remembered per go.mod (no 10-minute retry
+# with the reason. vault-k8s (HashiCorp's injector handler, test/e2e/go/vault-k8s/
+# main.go, a main package of our own instead of a `tool` line) is optional too:
+# without it the differential test is skipped with the reason. A compile error is remembered per go.mod (no 10-minute retry
 # on every run); a download error is not.
 set -euo pipefail
 
@@ -39,9 +41,17 @@ build() { # name
   local name=$1 dir=$HERE/go/$1
   local tool version hash key out buildlog start
   tool=$(sed -n 's/^tool //p' "$dir/go.mod")
-  # The version of the module that holds the main package, as go.mod pins it.
-  version=$(cd "$dir" && go list -f '{{.Module.Version}}' "$tool") || { log "$name: cannot resolve $tool"; return 1; }
-  hash=$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-12)
+  if [ -n "$tool" ]; then
+    # The version of the module that holds the main package, as go.mod pins it.
+    version=$(cd "$dir" && go list -f '{{.Module.Version}}' "$tool") || { log "$name: cannot resolve $tool"; return 1; }
+  else
+    # Our own main package (main.go beside go.mod): named after the module it wraps.
+    tool=.
+    version=$(cd "$dir" && go list -m -f '{{.Version}}' "github.com/hashicorp/$name") || { log "$name: cannot resolve github.com/hashicorp/$name"; return 1; }
+  fi
+  # Every file of the folder (go.mod, go.sum and any main.go): a changed source
+  # is a new build. For the tool-only folders this is the hash of go.mod+go.sum.
+  hash=$(cat "$dir"/* | sha256sum | cut -c1-12)
   key=$name-$version-$hash
   out=$CACHE/builds/$key/$name
   if [ -x "$out" ]; then
@@ -82,9 +92,20 @@ build() { # name
   return 1
 }
 
+# `build.sh <name>...` builds only those (each must build), e.g. the benchmark
+# needs only vault-k8s.
+if [ $# -gt 0 ]; then
+  for name in "$@"; do build "$name"; done
+  echo "$BIN"
+  exit 0
+fi
+
 build etcd
 build kube-apiserver
 if ! build vault; then
   log "vault: the Vault Agent scenario will be skipped"
+fi
+if ! build vault-k8s; then
+  log "vault-k8s: the differential test against vault-k8s will be skipped"
 fi
 echo "$BIN"
