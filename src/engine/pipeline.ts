@@ -8,7 +8,7 @@ import { diff } from './diff.ts'
 import { PROJECTED_TOKEN_VOLUME, tokenPath } from './token.ts'
 import { applyInjection, reservedNameClashes, STATUS_ANNOTATION, stripInjection, topUpMounts } from './pod.ts'
 import { readAnnotations, showValue } from './read.ts'
-import { parseGoBool } from './settings.ts'
+import { parseGoBool } from './values.ts'
 import { buildSpec, type AgentSpec } from './spec.ts'
 import type { AgentSummary, EngineInput, EngineResult, InjectionType, JsonObject } from './types.ts'
 

@@ -1,9 +1,11 @@
 // Reads a pod's annotations against the table: every vault.hashicorp.com/ and
 // vault-injector.dev/ key is matched and parsed once, errors and warnings are
-// collected, and effective values fall back to namespace defaults, then to the
+// collected, and the result is a typed record (one property per annotation,
+// its parsed type). Values fall back to namespace defaults, then to the
 // injector-wide settings, then to the table's literal defaults.
-import { ANNOTATIONS, VAULT_PREFIX, fullName, isOurs, matchAnnotation, type AnnotationSpec } from './annotations.ts'
+import { ANNOTATION_TABLE, fullName, isOurs, matchAnnotation, type AnnotationKey, type AnnotationSpec, type AnnotationTable, type Scope } from './annotations.ts'
 import type { Settings } from './settings.ts'
+import type { ValueType } from './values.ts'
 
 const MAX_SHOWN_VALUE_CHARS = 120
 
@@ -13,6 +15,36 @@ export function showValue(raw: string): string {
   return JSON.stringify(shown)
 }
 
+// One problem with one annotation, said the one way the engine says it:
+// `<annotation>: "<value>" <what is accepted>`.
+export function valueProblem(key: string, raw: string, accepts: string): string {
+  return `${key}: ${showValue(raw)} ${accepts}`
+}
+
+// The parsed type of a row: never undefined when the row has a default or its
+// type has an "unset" value ("" for text, [] for lists).
+type ValueOf<R> =
+  R extends AnnotationSpec<infer V, Scope, infer D>
+    ? V extends ValueType<infer T>
+      ? D extends true
+        ? T
+        : V extends { unset: unknown }
+          ? T
+          : T | undefined
+      : never
+    : never
+
+type KeysIn<S extends Scope> = { [K in AnnotationKey]: AnnotationTable[K]['scope'] extends S ? K : never }[AnnotationKey]
+export type PodKey = KeysIn<'pod' | 'both'>
+export type SecretKey = KeysIn<'secret' | 'both'>
+export type KeyedKey = KeysIn<'key'>
+
+// The effective value of every pod-scoped annotation ("both" rows: the pod-wide one).
+export type PodAnnotations = { readonly [K in PodKey]: ValueOf<AnnotationTable[K]> }
+// The effective value of every per-secret annotation for one secret ("both"
+// rows fall back to the pod-wide value).
+export type SecretAnnotations = { readonly [K in SecretKey]: ValueOf<AnnotationTable[K]> }
+
 interface Entry {
   raw: string
   fromDefaults: boolean
@@ -21,45 +53,31 @@ interface Entry {
 export interface Reading {
   errors: string[]
   warnings: string[]
-  // Effective parsed value of a pod-scoped annotation ("both" rows: the global one).
-  get<T>(name: string, prefix?: string): T | undefined
+  pod: PodAnnotations
   // True when the pod itself (or a namespace default) sets it.
-  isSet(name: string, prefix?: string): boolean
-  // Per-secret values: suffix (raw secret name) → raw value.
-  perSecret(name: string): ReadonlyMap<string, string>
+  isSet(key: PodKey): boolean
+  // The secret names (as written) a per-secret annotation is given for.
+  secretNames(key: SecretKey): ReadonlySet<string>
+  secret(rawName: string): SecretAnnotations
   // Keyed values (auth-config-*, agent-telemetry-*): key → raw value.
-  keyed(name: string): ReadonlyMap<string, string>
+  keyed(key: KeyedKey): ReadonlyMap<string, string>
   // Every table annotation that is in effect, with its value (for summaries).
   effective(): Record<string, string>
 }
 
-const POD_SPECS = ANNOTATIONS.filter((a) => a.scope === 'pod' || a.scope === 'both')
-const POD_ROWS = new Map<string, AnnotationSpec>(POD_SPECS.map((a) => [fullName(a), a]))
+type Row = { key: AnnotationKey; spec: AnnotationSpec; fullKey: string }
+const ROWS: Row[] = (Object.entries(ANNOTATION_TABLE) as [AnnotationKey, AnnotationSpec][]).map(([key, spec]) => ({ key, spec, fullKey: fullName(spec) }))
+const KEY_OF = new Map<AnnotationSpec, AnnotationKey>(ROWS.map((r) => [r.spec, r.key]))
+const POD_ROWS = ROWS.filter((r) => r.spec.scope === 'pod' || r.spec.scope === 'both')
+const POD_ROW_BY_FULL_KEY = new Map(POD_ROWS.map((r) => [r.fullKey, r]))
+const SECRET_ROWS = ROWS.filter((r) => r.spec.scope === 'secret' || r.spec.scope === 'both')
 
-interface PodRow {
-  key: string
-  spec: AnnotationSpec
-}
-// Prefix → short name → row. get() is called some eighty times per pod with
-// constant names: looking them up here builds no key string per call (building
-// and hashing "vault.hashicorp.com/<name>" each time was the engine's hottest
-// line in the server's profile).
-const POD_ROWS_BY_PREFIX = new Map<string, Map<string, PodRow>>()
-for (const spec of POD_SPECS) {
-  const rows = POD_ROWS_BY_PREFIX.get(spec.prefix) ?? new Map<string, PodRow>()
-  rows.set(spec.name, { key: fullName(spec), spec })
-  POD_ROWS_BY_PREFIX.set(spec.prefix, rows)
-}
+const INVALID = Symbol('invalid')
+const EMPTY_SET: ReadonlySet<string> = new Set()
+const EMPTY_MAP: ReadonlyMap<string, string> = new Map()
 
-function podRow(name: string, prefix: string = VAULT_PREFIX): PodRow {
-  const row = POD_ROWS_BY_PREFIX.get(prefix)?.get(name)
-  if (!row) throw new Error(`engine bug: ${prefix}${name} is not a pod-scoped annotation`)
-  return row
-}
-
-function settingText(settings: Settings, spec: AnnotationSpec): string | undefined {
-  if (!spec.setting) return spec.defaultValue
-  return String(settings[spec.setting])
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
 }
 
 export function readAnnotations(
@@ -82,91 +100,111 @@ export function readAnnotations(
     entries.set(key, { raw, fromDefaults: false })
   }
 
-  const parsed = new Map<string, unknown>()
+  const pod: Record<string, unknown> = { ...defaultRecord(settings) }
+  const set = new Set<AnnotationKey>()
   const matched = new Set<string>()
-  const perSecret = new Map<string, Map<string, string>>()
-  const keyed = new Map<string, Map<string, string>>()
-  for (const [key, entry] of [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const match = matchAnnotation(key)
+  const perSecret = new Map<AnnotationKey, Map<string, unknown>>()
+  const keyed = new Map<AnnotationKey, Map<string, string>>()
+  for (const [fullKey, entry] of [...entries].sort(([a], [b]) => compareKeys(a, b))) {
+    const match = matchAnnotation(fullKey)
     if (!match) {
-      warnings.push(`${key}: unknown annotation, ignored`)
+      warnings.push(`${fullKey}: unknown annotation, ignored`)
       continue
     }
-    matched.add(key)
+    matched.add(fullKey)
     const { spec, suffix } = match
+    const key = KEY_OF.get(spec)!
     const value = parseEntry(spec, entry.raw)
     if (value === INVALID) {
       const origin = entry.fromDefaults ? ' (namespace default from policy)' : ''
-      errors.push(`${key}: ${showValue(entry.raw)} ${spec.type.accepts}${origin}`)
+      errors.push(valueProblem(fullKey, entry.raw, spec.type.accepts) + origin)
       continue
     }
     if (suffix === undefined) {
-      parsed.set(key, value)
-    } else {
-      const bucket = spec.scope === 'key' ? keyed : perSecret
-      const values = bucket.get(spec.name) ?? new Map<string, string>()
+      set.add(key)
+      if (!(entry.raw === '' && spec.emptyIsDefault)) pod[key] = value
+    } else if (spec.scope === 'key') {
+      const values = keyed.get(key) ?? new Map<string, string>()
       values.set(suffix, entry.raw)
-      bucket.set(spec.name, values)
+      keyed.set(key, values)
+    } else {
+      const values = perSecret.get(key) ?? new Map<string, unknown>()
+      values.set(suffix, value)
+      perSecret.set(key, values)
     }
   }
 
-  const defaultsParsed = parsedDefaults(settings)
-  const reading: Reading = {
+  const podRecord = pod as unknown as PodAnnotations
+  return {
     errors,
     warnings,
-    get<T>(name: string, prefix?: string): T | undefined {
-      const { key, spec } = podRow(name, prefix)
-      if (parsed.has(key)) {
-        const value = parsed.get(key)
-        return value === '' && !spec.emptyOmits && spec.type.accepts !== '' ? undefined : (value as T)
-      }
-      if (!defaultsParsed.has(key)) {
-        const text = settingText(settings, spec)
-        const value = text === undefined ? INVALID : parseEntry(spec, text)
-        defaultsParsed.set(key, value === INVALID ? undefined : value)
-      }
-      return defaultsParsed.get(key) as T | undefined
+    pod: podRecord,
+    isSet: (key) => set.has(key),
+    secretNames: (key) => {
+      const values = perSecret.get(key)
+      return values ? new Set(values.keys()) : EMPTY_SET
     },
-    isSet: (name, prefix) => parsed.has(podRow(name, prefix).key),
-    perSecret: (name) => perSecret.get(name) ?? new Map(),
-    keyed: (name) => keyed.get(name) ?? new Map(),
+    secret(rawName) {
+      const out: Record<string, unknown> = {}
+      for (const { key, spec } of SECRET_ROWS) {
+        const own = perSecret.get(key)
+        if (own?.has(rawName)) out[key] = own.get(rawName)
+        else out[key] = spec.scope === 'both' ? pod[key] : defaultOf(spec, settings)
+      }
+      return out as unknown as SecretAnnotations
+    },
+    keyed: (key) => keyed.get(key) ?? EMPTY_MAP,
     effective() {
       const out: Record<string, string> = {}
-      for (const [key, spec] of POD_ROWS) {
-        const text = entries.get(key)?.raw ?? settingText(settings, spec)
-        if (text !== undefined && text !== '') out[key] = text
+      for (const { fullKey, spec } of POD_ROWS) {
+        const text = entries.get(fullKey)?.raw ?? settingText(settings, spec)
+        if (text !== undefined && text !== '') out[fullKey] = text
       }
-      for (const [key, entry] of entries) {
-        if (!POD_ROWS.has(key) && matched.has(key)) out[key] = entry.raw
+      for (const [fullKey, entry] of entries) {
+        if (!POD_ROW_BY_FULL_KEY.has(fullKey) && matched.has(fullKey)) out[fullKey] = entry.raw
       }
-      return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      return Object.fromEntries(Object.entries(out).sort(([a], [b]) => compareKeys(a, b)))
     },
   }
-  return reading
 }
 
-const INVALID = Symbol('invalid')
+function settingText(settings: Settings, spec: AnnotationSpec): string | undefined {
+  if (!spec.setting) return spec.defaultValue
+  return String(settings[spec.setting])
+}
+
+function defaultOf(spec: AnnotationSpec, settings: Settings): unknown {
+  const text = settingText(settings, spec)
+  if (text === undefined) return spec.type.unset
+  const value = parseEntry(spec, text)
+  // Settings are validated at start with these same parsers; a default that
+  // does not parse is a bug in the table.
+  if (value === INVALID) throw new Error(`engine bug: the default of ${fullName(spec)}, ${showValue(text)}, ${spec.type.accepts}`)
+  return value
+}
 
 // Defaults depend only on the settings, which do not change while a process
-// runs: parse each once per settings object, not once per pod (parsing a URL
+// runs: parse them once per settings object, not once per pod (parsing a URL
 // default on every admission showed in the profile).
-const DEFAULTS_BY_SETTINGS = new WeakMap<Settings, Map<string, unknown>>()
-function parsedDefaults(settings: Settings): Map<string, unknown> {
-  let cache = DEFAULTS_BY_SETTINGS.get(settings)
-  if (!cache) {
-    cache = new Map()
-    DEFAULTS_BY_SETTINGS.set(settings, cache)
+const DEFAULTS_BY_SETTINGS = new WeakMap<Settings, Readonly<Record<string, unknown>>>()
+function defaultRecord(settings: Settings): Readonly<Record<string, unknown>> {
+  let record = DEFAULTS_BY_SETTINGS.get(settings)
+  if (!record) {
+    record = Object.fromEntries(POD_ROWS.map(({ key, spec }) => [key, defaultOf(spec, settings)]))
+    DEFAULTS_BY_SETTINGS.set(settings, record)
   }
-  return cache
+  return record
 }
 
 // "" is a value only where it means something: "omit the field" (limits and
-// the like) or "unset" for annotations without a default. Elsewhere vault-k8s
-// fails to parse it, and so do we.
+// the like), text, or "unset" for annotations without a default. Elsewhere
+// vault-k8s fails to parse it, and so do we.
 function parseEntry(spec: AnnotationSpec, raw: string): unknown {
   if (raw === '') {
-    const unsetByDefault = spec.setting === undefined && spec.defaultValue === undefined
-    return spec.emptyOmits || spec.type.accepts === '' || unsetByDefault ? '' : INVALID
+    if (spec.emptyOmits) return ''
+    if (spec.type.accepts === '') return spec.type.parse('')
+    if (!spec.defaulted) return spec.type.unset
+    return INVALID
   }
   const value = spec.type.parse(raw)
   return value === undefined ? INVALID : value

@@ -1,9 +1,9 @@
 // Secrets and templates from the per-secret annotations, in name order (vault-k8s
 // walks a Go map, so its order changes from run to run; ours never does).
 import { posix } from 'node:path'
-import type { Reading } from './read.ts'
+import { ANNOTATION_TABLE, fullName } from './annotations.ts'
+import type { Reading, SecretAnnotations, SecretKey } from './read.ts'
 import { showValue } from './read.ts'
-import { parseGoBool } from './settings.ts'
 
 export interface SecretSpec {
   // File name (lowercased unless preserve-case) and the annotation suffix as written.
@@ -45,23 +45,14 @@ export interface SecretsResult {
   warnings: string[]
 }
 
-function lookup(map: ReadonlyMap<string, string>, rawName: string): string | undefined {
-  return map.get(rawName)
-}
-
-export function collectSecrets(reading: Reading, secretVolumePath: string, defaultTemplate: string): SecretsResult {
+export function collectSecrets(reading: Reading): SecretsResult {
   const errors: string[] = []
   const warnings: string[] = []
-  const secretPaths = reading.perSecret('agent-inject-secret')
-  const inline = reading.perSecret('agent-inject-template')
-  const rawNames = new Set([...secretPaths.keys(), ...inline.keys()])
-  const preserveAll = reading.get<boolean>('preserve-secret-case') ?? false
-  const preserve = reading.perSecret('preserve-secret-case')
+  const rawNames = new Set([...reading.secretNames('secret'), ...reading.secretNames('template')])
   const secrets: SecretSpec[] = []
   for (const rawName of [...rawNames].sort()) {
-    const own = preserve.get(rawName)
-    const keepCase = own === undefined ? preserveAll : parseGoBool(own) === true
-    const built = buildSecret(reading, rawName, keepCase ? rawName : rawName.toLowerCase(), secretVolumePath, defaultTemplate)
+    const values = reading.secret(rawName)
+    const built = buildSecret(values, rawName, values.preserveSecretCase ? rawName : rawName.toLowerCase(), reading.pod.defaultTemplate)
     if (typeof built === 'string') errors.push(built)
     else secrets.push(built)
   }
@@ -77,17 +68,12 @@ export function collectSecrets(reading: Reading, secretVolumePath: string, defau
   return { secrets, errors, warnings }
 }
 
-function buildSecret(reading: Reading, rawName: string, name: string, globalMount: string, defaultTemplate: string): SecretSpec | string {
-  const path = lookup(reading.perSecret('agent-inject-secret'), rawName) ?? ''
-  const contents = lookup(reading.perSecret('agent-inject-template'), rawName)
-  const source = lookup(reading.perSecret('agent-inject-template-file'), rawName)
-  const mountPath = lookup(reading.perSecret('secret-volume-path'), rawName) ?? globalMount
-  const file = lookup(reading.perSecret('agent-inject-file'), rawName)
+function buildSecret(values: SecretAnnotations, rawName: string, name: string, defaultTemplate: string): SecretSpec | string {
+  const { secret: path, template: contents, templateFile: source, secretVolumePath: mountPath, file } = values
   const destination = file ? posix.join(mountPath, file) : posix.join(mountPath, name)
   if (destination !== mountPath && !destination.startsWith(mountPath.endsWith('/') ? mountPath : mountPath + '/')) {
-    return `vault.hashicorp.com/agent-inject-file-${rawName}: ${showValue(file ?? '')} leaves the secrets volume ${mountPath}; use a name or a relative path inside it`
+    return `vault.hashicorp.com/agent-inject-file-${rawName}: ${showValue(file)} leaves the secrets volume ${mountPath}; use a name or a relative path inside it`
   }
-  const errorOnMissing = lookup(reading.perSecret('error-on-missing-key'), rawName)
   const secret: SecretSpec = {
     name,
     rawName,
@@ -95,16 +81,16 @@ function buildSecret(reading: Reading, rawName: string, name: string, globalMoun
     templateKind: '',
     mountPath,
     destination,
-    leftDelim: lookup(reading.perSecret('agent-template-left-delim'), rawName) ?? '{{',
-    rightDelim: lookup(reading.perSecret('agent-template-right-delim'), rawName) ?? '}}',
-    errorOnMissingKey: errorOnMissing !== undefined && parseGoBool(errorOnMissing) === true,
+    leftDelim: values.leftDelim,
+    rightDelim: values.rightDelim,
+    errorOnMissingKey: values.errorOnMissingKey,
     pathsRead: [],
   }
-  if (contents !== undefined && contents !== '') {
+  if (contents !== '') {
     secret.contents = contents
     secret.templateKind = 'inline'
     secret.pathsRead = pathsReadByTemplate(contents)
-  } else if (source !== undefined && source !== '') {
+  } else if (source !== '') {
     secret.source = source
     secret.templateKind = `file:${source}`
   } else {
@@ -113,20 +99,20 @@ function buildSecret(reading: Reading, rawName: string, name: string, globalMoun
     secret.templateKind = `default-${defaultTemplate}`
   }
   if (path !== '' && !secret.pathsRead.includes(path)) secret.pathsRead.unshift(path)
-  const perms = lookup(reading.perSecret('agent-inject-perms'), rawName)
-  if (perms) secret.perms = perms
-  const command = lookup(reading.perSecret('agent-inject-command'), rawName)
-  if (command) secret.command = command
+  if (values.perms) secret.perms = values.perms
+  if (values.command) secret.command = values.command
   return secret
 }
 
 // Per-secret annotations naming a secret that nothing declares do nothing in
 // vault-k8s either; say so instead of ignoring them silently.
 function warnUnmatched(reading: Reading, rawNames: ReadonlySet<string>, warnings: string[]): void {
-  const perSecretRows = ['agent-inject-template-file', 'agent-inject-file', 'agent-inject-perms', 'agent-inject-command', 'agent-template-left-delim', 'agent-template-right-delim', 'error-on-missing-key', 'secret-volume-path', 'preserve-secret-case']
-  for (const row of perSecretRows) {
-    for (const suffix of reading.perSecret(row).keys()) {
-      if (!rawNames.has(suffix)) warnings.push(`vault.hashicorp.com/${row}-${suffix}: no agent-inject-secret-${suffix} or agent-inject-template-${suffix} declares this secret; ignored`)
+  for (const key of SECRET_DETAIL_KEYS) {
+    for (const suffix of reading.secretNames(key)) {
+      if (!rawNames.has(suffix)) warnings.push(`${fullName(ANNOTATION_TABLE[key])}-${suffix}: no agent-inject-secret-${suffix} or agent-inject-template-${suffix} declares this secret; ignored`)
     }
   }
 }
+
+// The per-secret annotations that describe a secret without declaring one.
+const SECRET_DETAIL_KEYS: readonly SecretKey[] = ['templateFile', 'file', 'perms', 'command', 'leftDelim', 'rightDelim', 'errorOnMissingKey', 'secretVolumePath', 'preserveSecretCase']

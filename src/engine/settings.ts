@@ -1,3 +1,5 @@
+import { parseGoBool } from './values.ts'
+
 // Injector-wide settings. One table names every setting once: its field, the
 // AGENT_INJECT_* environment variable vault-k8s reads (so an existing
 // deployment's settings carry over), the matching command-line flag, the
@@ -162,15 +164,7 @@ export const SETTINGS: readonly SettingSpec[] = [
 
 export class SettingsError extends Error {}
 
-const BOOL_TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True'])
-const BOOL_FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False'])
-
-// Go's strconv.ParseBool, which vault-k8s uses everywhere.
-export function parseGoBool(value: string): boolean | undefined {
-  if (BOOL_TRUE.has(value)) return true
-  if (BOOL_FALSE.has(value)) return false
-  return undefined
-}
+export { parseGoBool }
 
 function parseSetting(spec: SettingSpec, raw: string, origin: string): string | number | boolean {
   switch (spec.kind) {

@@ -1,7 +1,6 @@
 // Annotations (already read and parsed) → one validated agent spec. Everything
 // after this step works from the spec only.
-import { OUR_PREFIX } from './annotations.ts'
-import type { Reading } from './read.ts'
+import type { PodAnnotations, Reading } from './read.ts'
 import { showValue } from './read.ts'
 import { collectSecrets, type SecretSpec } from './secrets.ts'
 import type { Settings } from './settings.ts'
@@ -103,19 +102,18 @@ function namedContainers(podSpec: JsonObject, field: 'containers' | 'initContain
   return Array.isArray(list) ? (list as Container[]) : []
 }
 
-function resourcesFrom(r: Reading): Resources {
-  const pick = (entries: [string, string][]): Record<string, string> =>
-    Object.fromEntries(entries.filter(([, value]) => value !== undefined && value !== ''))
+function resourcesFrom(a: PodAnnotations): Resources {
+  const pick = (entries: [string, string][]): Record<string, string> => Object.fromEntries(entries.filter(([, value]) => value !== ''))
   return {
     limits: pick([
-      ['cpu', r.get<string>('agent-limits-cpu') ?? ''],
-      ['memory', r.get<string>('agent-limits-mem') ?? ''],
-      ['ephemeral-storage', r.get<string>('agent-limits-ephemeral') ?? ''],
+      ['cpu', a.limitsCpu],
+      ['memory', a.limitsMem],
+      ['ephemeral-storage', a.limitsEphemeral],
     ]),
     requests: pick([
-      ['cpu', r.get<string>('agent-requests-cpu') ?? ''],
-      ['memory', r.get<string>('agent-requests-mem') ?? ''],
-      ['ephemeral-storage', r.get<string>('agent-requests-ephemeral') ?? ''],
+      ['cpu', a.requestsCpu],
+      ['memory', a.requestsMem],
+      ['ephemeral-storage', a.requestsEphemeral],
     ]),
   }
 }
@@ -123,13 +121,13 @@ function resourcesFrom(r: Reading): Resources {
 // auth-config-<k> → method.config.<k with - → _>.
 function authConfigFrom(r: Reading): Record<string, string> {
   const out: Record<string, string> = {}
-  for (const [key, value] of [...r.keyed('auth-config')].sort(([a], [b]) => (a < b ? -1 : 1))) out[key.replace(/-/g, '_')] = value
+  for (const [key, value] of [...r.keyed('authConfig')].sort(([a], [b]) => (a < b ? -1 : 1))) out[key.replace(/-/g, '_')] = value
   return out
 }
 
 function telemetryFrom(r: Reading, warnings: string[]): JsonObject {
   const out: JsonObject = {}
-  for (const [rawKey, raw] of [...r.keyed('agent-telemetry')].sort(([a], [b]) => (a < b ? -1 : 1))) {
+  for (const [rawKey, raw] of [...r.keyed('telemetry')].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const key = rawKey.replace(/-/g, '_')
     if (!TELEMETRY_KEYS.has(key)) {
       warnings.push(`vault.hashicorp.com/agent-telemetry-${rawKey}: not a Vault Agent telemetry setting; ignored`)
@@ -149,30 +147,27 @@ function decodeJsonValue(raw: string): unknown {
   }
 }
 
-function templateConfigFrom(r: Reading): JsonObject {
-  const config: JsonObject = { exit_on_retry_failure: r.get<boolean>('template-config-exit-on-retry-failure') ?? true }
-  const interval = r.get<string>('template-static-secret-render-interval')
-  if (interval) config.static_secret_render_interval = interval
-  const maxConnections = r.get<number>('template-max-connections-per-host')
-  if (maxConnections) config.max_connections_per_host = maxConnections
-  const threshold = r.get<number>('template-lease-renewal-threshold')
-  if (threshold) config.lease_renewal_threshold = threshold
+function templateConfigFrom(a: PodAnnotations): JsonObject {
+  const config: JsonObject = { exit_on_retry_failure: a.exitOnRetryFailure }
+  if (a.staticSecretRenderInterval) config.static_secret_render_interval = a.staticSecretRenderInterval
+  if (a.maxConnectionsPerHost) config.max_connections_per_host = a.maxConnectionsPerHost
+  if (a.leaseRenewalThreshold) config.lease_renewal_threshold = a.leaseRenewalThreshold
   return config
 }
 
-function appContainersFrom(r: Reading, podSpec: JsonObject, warnings: string[]): string[] {
+function appContainersFrom(a: PodAnnotations, podSpec: JsonObject, warnings: string[]): string[] {
   const all = namedContainers(podSpec, 'containers').map((c) => String(c.name))
-  const chosen = r.get<string[]>('agent-inject-containers')
-  if (!chosen || chosen.length === 0) return all
+  const chosen = a.injectContainers
+  if (chosen.length === 0) return all
   for (const name of chosen) {
     if (!all.includes(name)) warnings.push(`vault.hashicorp.com/agent-inject-containers: the pod has no container ${showValue(name)}`)
   }
   return all.filter((name) => chosen.includes(name))
 }
 
-function runAsUserFrom(r: Reading, podSpec: JsonObject, errors: string[]): number {
-  const uid = r.get<number>('agent-run-as-user') ?? 100
-  if (!r.get<boolean>('agent-run-as-same-user')) return uid
+function runAsUserFrom(a: PodAnnotations, podSpec: JsonObject, errors: string[]): number {
+  const uid = a.runAsUser
+  if (!a.runAsSameUser) return uid
   const first = namedContainers(podSpec, 'containers')[0]
   const appUid = first?.securityContext?.runAsUser
   if (typeof appUid !== 'number') {
@@ -185,9 +180,8 @@ function runAsUserFrom(r: Reading, podSpec: JsonObject, errors: string[]): numbe
 
 // With set-security-context off injector-wide, a user or group annotation turns it back on (vault-k8s).
 function setSecurityContextFrom(r: Reading): boolean {
-  if (r.isSet('agent-set-security-context')) return r.get<boolean>('agent-set-security-context') ?? true
-  const wide = r.get<boolean>('agent-set-security-context') ?? true
-  return wide || r.isSet('agent-run-as-user') || r.isSet('agent-run-as-group') || r.isSet('agent-run-as-same-user')
+  if (r.isSet('setSecurityContext')) return r.pod.setSecurityContext
+  return r.pod.setSecurityContext || r.isSet('runAsUser') || r.isSet('runAsGroup') || r.isSet('runAsSameUser')
 }
 
 const AWS_ENV = ['AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_DEFAULT_REGION', 'AWS_REGION']
@@ -216,19 +210,18 @@ export interface SpecContext {
 
 export function buildSpec(r: Reading, podSpec: JsonObject, settings: Settings, context: SpecContext): SpecResult {
   const { isJob } = context
+  const a = r.pod
   const errors: string[] = [...r.errors]
   const warnings: string[] = [...r.warnings]
-  const secretVolumePath = r.get<string>('secret-volume-path') || '/vault/secrets'
-  const defaultTemplate = r.get<string>('agent-inject-default-template') ?? 'map'
-  const secrets = collectSecrets(r, secretVolumePath, defaultTemplate)
+  const secrets = collectSecrets(r)
   errors.push(...secrets.errors)
   warnings.push(...secrets.warnings)
 
-  const authType = r.get<string>('auth-type') || 'kubernetes'
+  const authType = a.authType
   const authConfig = authConfigFrom(r)
-  const role = r.get<string>('role') ?? ''
-  const configMap = r.get<string>('agent-configmap') ?? ''
-  const address = r.get<string>('service') ?? ''
+  const role = a.role
+  const configMap = a.configMap
+  const address = a.service
   if (!configMap) {
     if (authType === 'kubernetes' && role === '' && !authConfig.role) {
       errors.push('vault.hashicorp.com/role: missing; Kubernetes auth needs the Vault role to log in as (or set vault.hashicorp.com/auth-config-role)')
@@ -237,90 +230,90 @@ export function buildSpec(r: Reading, podSpec: JsonObject, settings: Settings, c
   }
 
   const token = findTokenSource(podSpec, {
-    ...(r.get<string>('agent-service-account-token-volume-name') ? { namedVolume: r.get<string>('agent-service-account-token-volume-name')! } : {}),
-    project: context.keepProjectedToken || settings.projectServiceAccountToken || r.isSet('token-audience', OUR_PREFIX) || r.isSet('token-expiration-seconds', OUR_PREFIX),
-    audience: r.get<string>('token-audience', OUR_PREFIX) ?? '',
-    expirationSeconds: r.get<number>('token-expiration-seconds', OUR_PREFIX) ?? 3600,
+    ...(a.serviceAccountTokenVolumeName ? { namedVolume: a.serviceAccountTokenVolumeName } : {}),
+    project: context.keepProjectedToken || settings.projectServiceAccountToken || r.isSet('tokenAudience') || r.isSet('tokenExpirationSeconds'),
+    audience: a.tokenAudience,
+    expirationSeconds: a.tokenExpirationSeconds,
   })
   if (typeof token === 'string') errors.push(token)
 
-  const prePopulate = r.get<boolean>('agent-pre-populate') ?? true
-  const prePopulateOnly = r.get<boolean>('agent-pre-populate-only') ?? false
-  const native = (r.get<boolean>('native-sidecar', OUR_PREFIX) ?? false) && !prePopulateOnly
+  const prePopulate = a.prePopulate
+  const prePopulateOnly = a.prePopulateOnly
+  const native = a.nativeSidecar && !prePopulateOnly
   if (!prePopulate && prePopulateOnly) {
     errors.push('vault.hashicorp.com/agent-pre-populate-only: "true" needs the init container, but agent-pre-populate is "false"')
   }
-  const shareProcessNamespace = r.get<boolean>('agent-share-process-namespace')
+  const shareProcessNamespace = a.shareProcessNamespace
   if (shareProcessNamespace !== undefined && podSpec.shareProcessNamespace === false && shareProcessNamespace) {
     errors.push('vault.hashicorp.com/agent-share-process-namespace: "true" conflicts with the pod\'s spec.shareProcessNamespace: false')
   }
-  const copyFrom = r.get<string>('agent-copy-volume-mounts') ?? ''
+  const copyFrom = a.copyVolumeMounts
   if (copyFrom !== '' && ![...namedContainers(podSpec, 'containers'), ...namedContainers(podSpec, 'initContainers')].some((c) => c.name === copyFrom)) {
     errors.push(`vault.hashicorp.com/agent-copy-volume-mounts: ${showValue(copyFrom)} names no container of the pod`)
   }
   const irsa = authType === 'aws' ? irsaFrom(podSpec) : { env: [] }
-  const cacheEnable = r.get<boolean>('agent-cache-enable') ?? false
+  const cacheEnable = a.cacheEnable
   if (isJob && !prePopulateOnly && !native) {
     warnings.push('this pod belongs to a Job: its vault-agent sidecar keeps running after the job finishes; use vault.hashicorp.com/agent-pre-populate-only: "true" or vault-injector.dev/native-sidecar: "true"')
   }
   if (errors.length > 0 || typeof token === 'string') return { errors, warnings }
 
   const spec: AgentSpec = {
-    image: r.get<string>('agent-image') || settings.vaultImage,
+    image: a.image,
     role,
     authType,
-    authPath: r.get<string>('auth-path') ?? 'auth/kubernetes',
+    authPath: a.authPath,
     authConfig,
-    vaultNamespace: r.get<string>('namespace') ?? '',
-    minBackoff: r.get<string>('auth-min-backoff') ?? '',
-    maxBackoff: r.get<string>('auth-max-backoff') ?? '',
-    autoAuthExitOnErr: r.get<boolean>('agent-auto-auth-exit-on-err') ?? false,
+    vaultNamespace: a.vaultNamespace,
+    minBackoff: a.authMinBackoff,
+    maxBackoff: a.authMaxBackoff,
+    autoAuthExitOnErr: a.autoAuthExitOnErr,
     token,
     ...(irsa.mount ? { irsaMount: irsa.mount } : {}),
     awsEnv: irsa.env,
     address,
-    caCert: r.get<string>('ca-cert') ?? '',
-    caKey: r.get<string>('ca-key') ?? '',
-    clientCert: r.get<string>('client-cert') ?? '',
-    clientKey: r.get<string>('client-key') ?? '',
-    tlsSkipVerify: r.get<boolean>('tls-skip-verify') ?? false,
-    tlsServerName: r.get<string>('tls-server-name') ?? '',
-    tlsSecret: r.get<string>('tls-secret') ?? '',
-    proxyAddress: r.get<string>('proxy-address') ?? '',
-    ...(r.get<number>('client-max-retries') !== undefined ? { clientMaxRetries: r.get<number>('client-max-retries')! } : {}),
-    clientTimeout: r.get<string>('client-timeout') ?? '',
+    caCert: a.caCert,
+    caKey: a.caKey,
+    clientCert: a.clientCert,
+    clientKey: a.clientKey,
+    tlsSkipVerify: a.tlsSkipVerify,
+    tlsServerName: a.tlsServerName,
+    tlsSecret: a.tlsSecret,
+    proxyAddress: a.proxyAddress,
+    ...(a.clientMaxRetries !== undefined ? { clientMaxRetries: a.clientMaxRetries } : {}),
+    clientTimeout: a.clientTimeout,
     vaultCACertBytes: settings.vaultCACertBytes,
     prePopulate,
     prePopulateOnly,
-    initFirst: r.get<boolean>('agent-init-first') ?? false,
+    initFirst: a.initFirst,
     native,
-    appContainers: appContainersFrom(r, podSpec, warnings),
+    appContainers: appContainersFrom(a, podSpec, warnings),
     configMap,
-    extraSecret: r.get<string>('agent-extra-secret') ?? '',
+    extraSecret: a.extraSecret,
     copyVolumeMountsFrom: copyFrom,
-    sidecarPatch: r.get<unknown[]>('agent-json-patch') ?? [],
-    initPatch: r.get<unknown[]>('agent-init-json-patch') ?? [],
+    sidecarPatch: a.jsonPatch,
+    initPatch: a.initJsonPatch,
     ...(shareProcessNamespace !== undefined ? { shareProcessNamespace } : {}),
-    secretVolumePath,
+    secretVolumePath: a.secretVolumePath,
     secrets: secrets.secrets,
-    injectToken: r.get<boolean>('agent-inject-token') ?? false,
-    templateConfig: templateConfigFrom(r),
-    resources: resourcesFrom(r),
-    runAsUser: runAsUserFrom(r, podSpec, errors),
-    runAsGroup: r.get<number>('agent-run-as-group') ?? 1000,
+    injectToken: a.injectToken,
+    templateConfig: templateConfigFrom(a),
+    resources: resourcesFrom(a),
+    runAsUser: runAsUserFrom(a, podSpec, errors),
+    runAsGroup: a.runAsGroup,
     setSecurityContext: setSecurityContextFrom(r),
-    revokeOnShutdown: r.get<boolean>('agent-revoke-on-shutdown') ?? false,
-    revokeGrace: r.get<number>('agent-revoke-grace') ?? 5,
-    ...(r.get<number>('go-max-procs') !== undefined ? { goMaxProcs: r.get<number>('go-max-procs')! } : {}),
-    logLevel: r.get<string>('log-level') ?? 'info',
-    logFormat: r.get<string>('log-format') ?? 'standard',
-    disableIdleConnections: r.get<string[]>('agent-disable-idle-connections') ?? [],
-    disableKeepAlives: r.get<string[]>('agent-disable-keep-alives') ?? [],
+    revokeOnShutdown: a.revokeOnShutdown,
+    revokeGrace: a.revokeGrace,
+    ...(a.goMaxProcs !== undefined ? { goMaxProcs: a.goMaxProcs } : {}),
+    logLevel: a.logLevel,
+    logFormat: a.logFormat,
+    disableIdleConnections: a.disableIdleConnections,
+    disableKeepAlives: a.disableKeepAlives,
     cacheEnable,
-    cacheListenerPort: r.get<number>('agent-cache-listener-port') ?? 8200,
-    cacheUseAutoAuthToken: r.get<string>('agent-cache-use-auto-auth-token') ?? 'true',
-    cacheExitOnErr: r.get<boolean>('agent-cache-exit-on-err') ?? false,
-    enableQuit: r.get<boolean>('agent-enable-quit') ?? false,
+    cacheListenerPort: a.cacheListenerPort,
+    cacheUseAutoAuthToken: a.cacheUseAutoAuthToken,
+    cacheExitOnErr: a.cacheExitOnErr,
+    enableQuit: a.enableQuit,
     persistentCache: cacheEnable && prePopulate && !prePopulateOnly && !native,
     telemetry: telemetryFrom(r, warnings),
   }

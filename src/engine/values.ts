@@ -1,11 +1,28 @@
 // Value parsers for annotations. Each returns the parsed value, or undefined
 // when the text is not accepted; `accepts` says what is, for the denial message.
-import { parseGoBool } from './settings.ts'
-
 export interface ValueType<T> {
   parse(raw: string): T | undefined
   // Completes `<annotation>: "<value>" <accepts>`.
   accepts: string
+  // What an unset annotation without a default reads as (text: "", lists: []);
+  // without it, undefined.
+  unset?: T
+}
+
+// A text value (quantity, duration, name, path...): unset reads as "".
+type TextType = ValueType<string> & { unset: string }
+function textType(parse: (raw: string) => boolean, accepts: string): TextType {
+  return { parse: (raw) => (parse(raw) ? raw : undefined), accepts, unset: '' }
+}
+
+const BOOL_TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True'])
+const BOOL_FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False'])
+
+// Go's strconv.ParseBool, which vault-k8s uses everywhere.
+export function parseGoBool(value: string): boolean | undefined {
+  if (BOOL_TRUE.has(value)) return true
+  if (BOOL_FALSE.has(value)) return false
+  return undefined
 }
 
 export const boolType: ValueType<boolean> = {
@@ -13,31 +30,23 @@ export const boolType: ValueType<boolean> = {
   accepts: 'is not a boolean (true or false)',
 }
 
-export const stringType: ValueType<string> = {
-  parse: (raw) => raw,
+export const stringType = {
+  parse: (raw: string): string => raw,
   accepts: '',
-}
+  unset: '',
+} satisfies ValueType<string>
 
 // Kubernetes resource.Quantity, e.g. 500m, 1, 1.5Gi, 1e3. "" is allowed by the
 // callers that treat it as "omit the field".
 const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?\d+)?$/
-export const quantityType: ValueType<string> = {
-  parse: (raw) => (QUANTITY.test(raw) ? raw : undefined),
-  accepts: 'is not a Kubernetes quantity (e.g. 500m, 1)',
-}
+export const quantityType = textType((raw) => QUANTITY.test(raw), 'is not a Kubernetes quantity (e.g. 500m, 1)')
 
 // Go time.ParseDuration.
 const DURATION = /^[+-]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$/
-export const durationType: ValueType<string> = {
-  parse: (raw) => (raw === '0' || DURATION.test(raw) ? raw : undefined),
-  accepts: 'is not a duration (e.g. 1s, 500ms, 2m)',
-}
+export const durationType = textType((raw) => raw === '0' || DURATION.test(raw), 'is not a duration (e.g. 1s, 500ms, 2m)')
 
 // Vault accepts either a Go duration or a number of seconds here.
-export const durationOrSecondsType: ValueType<string> = {
-  parse: (raw) => (/^\d+$/.test(raw) || durationType.parse(raw) !== undefined ? raw : undefined),
-  accepts: 'is not a duration (e.g. 30s, 5m) or a number of seconds',
-}
+export const durationOrSecondsType = textType((raw) => /^\d+$/.test(raw) || durationType.parse(raw) !== undefined, 'is not a duration (e.g. 30s, 5m) or a number of seconds')
 
 function integerType(min: number, max: number, accepts: string): ValueType<number> {
   return {
@@ -64,55 +73,42 @@ export const fractionType: ValueType<number> = {
   accepts: 'is not a fraction between 0 and 1 (e.g. 0.9)',
 }
 
-export function enumType(values: readonly string[]): ValueType<string> {
-  return {
-    parse: (raw) => (values.includes(raw) ? raw : undefined),
-    accepts: `is not accepted (${values.join(', ')})`,
-  }
+export function enumType(values: readonly string[]): TextType {
+  return textType((raw) => values.includes(raw), `is not accepted (${values.join(', ')})`)
 }
 
 // File mode in octal, as Vault's template `perms` takes it.
-export const permsType: ValueType<string> = {
-  parse: (raw) => (/^0?[0-7]{3}$/.test(raw) ? raw : undefined),
-  accepts: 'is not an octal file mode (e.g. 0400, 0644)',
-}
+export const permsType = textType((raw) => /^0?[0-7]{3}$/.test(raw), 'is not an octal file mode (e.g. 0400, 0644)')
 
 // DNS-1123 subdomain: names of ConfigMaps, Secrets, volumes, containers.
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
-export const objectNameType: ValueType<string> = {
-  parse: (raw) => (raw.length <= 253 && DNS_SUBDOMAIN.test(raw) ? raw : undefined),
-  accepts: 'is not a Kubernetes object name (lowercase letters, digits, "-" and ".")',
-}
+export const objectNameType = textType((raw) => raw.length <= 253 && DNS_SUBDOMAIN.test(raw), 'is not a Kubernetes object name (lowercase letters, digits, "-" and ".")')
 
-export const absolutePathType: ValueType<string> = {
-  parse: (raw) => (raw.startsWith('/') && !raw.split('/').includes('..') ? raw : undefined),
-  accepts: 'is not an absolute path without ".." (e.g. /vault/secrets)',
-}
+export const absolutePathType = textType((raw) => raw.startsWith('/') && !raw.split('/').includes('..'), 'is not an absolute path without ".." (e.g. /vault/secrets)')
 
-export const urlType: ValueType<string> = {
-  parse(raw) {
-    try {
-      const url = new URL(raw)
-      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' ? raw : undefined
-    } catch {
-      return undefined
-    }
-  },
-  accepts: 'is not an http or https URL (e.g. https://vault.example.com:8200)',
-}
+export const urlType = textType((raw) => {
+  try {
+    const url = new URL(raw)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== ''
+  } catch {
+    return false
+  }
+}, 'is not an http or https URL (e.g. https://vault.example.com:8200)')
 
 // A comma list of names; empty items are dropped.
-export const listType: ValueType<string[]> = {
-  parse: (raw) =>
+export const listType = {
+  parse: (raw: string): string[] =>
     raw
       .split(',')
       .map((item) => item.trim())
       .filter((item) => item !== ''),
   accepts: '',
-}
+  unset: [] as string[],
+} satisfies ValueType<string[]>
 
-export const jsonPatchType: ValueType<unknown[]> = {
-  parse(raw) {
+export const jsonPatchType = {
+  unset: [] as unknown[],
+  parse(raw: string): unknown[] | undefined {
     if (raw.trim() === '' || raw.trim() === 'null') return []
     try {
       const ops: unknown = JSON.parse(raw)
@@ -131,10 +127,11 @@ export const jsonPatchType: ValueType<unknown[]> = {
     }
   },
   accepts: 'is not a JSON Patch (a JSON array of RFC 6902 operations)',
-}
+} satisfies ValueType<unknown[]>
 
 // "true", "false" or "force", as Vault's cache use_auto_auth_token takes it.
-export const autoAuthTokenType: ValueType<string> = {
+export const autoAuthTokenType: TextType = {
+  unset: '',
   parse(raw) {
     if (raw === 'force') return 'force'
     const b = parseGoBool(raw)

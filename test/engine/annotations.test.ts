@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ANNOTATIONS, fullName, matchAnnotation, VAULT_PREFIX } from '../../src/engine/annotations.ts'
+import { ANNOTATION_TABLE, ANNOTATIONS, fullName, matchAnnotation, VAULT_PREFIX } from '../../src/engine/annotations.ts'
 import { readAnnotations } from '../../src/engine/read.ts'
 import { defaultSettings, loadSettings, SETTINGS } from '../../src/engine/settings.ts'
 
@@ -51,14 +51,36 @@ t.test('keys match the right row, longest prefix first', async (t) => {
 t.test('every default parses, from the table or from the injector settings', async (t) => {
   const reading = readAnnotations({}, {}, defaultSettings())
   t.same(reading.errors, [])
-  for (const a of ANNOTATIONS.filter((x) => x.scope === 'pod' || x.scope === 'both')) {
-    const value = reading.get(a.name, a.prefix)
-    if (a.defaultValue !== undefined || a.setting !== undefined) t.not(value, undefined, `${a.name} has a default`)
+  for (const [key, a] of Object.entries(ANNOTATION_TABLE).filter(([, x]) => x.scope === 'pod' || x.scope === 'both')) {
+    const value = (reading.pod as Record<string, unknown>)[key]
+    if (a.defaulted) t.not(value, undefined, `${a.name} has a default`)
   }
-  t.equal(reading.get('agent-limits-cpu'), '500m')
-  t.equal(reading.get('agent-run-as-user'), 100)
-  t.equal(reading.get('agent-pre-populate'), true)
-  t.equal(reading.get('agent-cache-listener-port'), 8200)
+  t.equal(reading.pod.limitsCpu, '500m')
+  t.equal(reading.pod.runAsUser, 100)
+  t.equal(reading.pod.prePopulate, true)
+  t.equal(reading.pod.cacheListenerPort, 8200)
+})
+
+t.test('the record is typed: per-secret values fall back to the pod-wide ones', async (t) => {
+  const reading = readAnnotations(
+    {
+      'vault.hashicorp.com/secret-volume-path': '/etc/secrets',
+      'vault.hashicorp.com/agent-inject-secret-db': 'db/creds',
+      'vault.hashicorp.com/agent-inject-secret-api': 'api/key',
+      'vault.hashicorp.com/secret-volume-path-api': '/api',
+      'vault.hashicorp.com/agent-inject-perms-api': '0400',
+    },
+    {},
+    defaultSettings(),
+  )
+  t.same(reading.errors, [])
+  t.same([...reading.secretNames('secret')].sort(), ['api', 'db'])
+  t.equal(reading.secret('db').secretVolumePath, '/etc/secrets')
+  t.equal(reading.secret('api').secretVolumePath, '/api')
+  t.equal(reading.secret('api').perms, '0400')
+  t.equal(reading.secret('db').perms, '')
+  t.equal(reading.secret('db').leftDelim, '{{')
+  t.equal(reading.secret('db').errorOnMissingKey, false)
 })
 
 t.test('settings: env overrides flags, as in vault-k8s; bad values are named', async (t) => {
