@@ -13,7 +13,7 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node'
 import { hostname } from 'node:os'
 import { apiErrorText, isConflict, isNotFound } from './client.ts'
-import type { Logger } from '../tls/files.ts'
+import type { Logger } from '../log.ts'
 
 export interface LeaseStore {
   read(): Promise<V1Lease | undefined>

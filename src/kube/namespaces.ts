@@ -2,7 +2,7 @@
 // memory by a watch (a client-node informer): the admission path reads the
 // cache and never calls the API.
 import { CoreV1Api, makeInformer, type KubeConfig, type V1Namespace } from '@kubernetes/client-node'
-import type { Logger } from '../tls/files.ts'
+import type { Logger } from '../log.ts'
 import { apiErrorText } from './client.ts'
 
 export interface NamespaceLabels {

@@ -3,7 +3,7 @@
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { readFileSync, statSync } from 'node:fs'
 import { parse } from 'yaml'
-import type { Logger } from '../tls/files.ts'
+import type { Logger } from '../log.ts'
 import { Policy, type PolicyDocument } from './policy.ts'
 
 export class PolicyError extends Error {}

@@ -5,13 +5,8 @@
 // one in force.
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
+import type { Logger } from '../log.ts'
 import type { CertPair, CertSource } from './source.ts'
-
-export interface Logger {
-  info(obj: object, msg: string): void
-  warn(obj: object, msg: string): void
-  error(obj: object, msg: string): void
-}
 
 export interface FileSourceOptions {
   certFile: string

@@ -11,7 +11,7 @@
 import t from 'tap'
 import { AdmissionregistrationV1Api, AuthorizationV1Api, CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node'
 import { join } from 'node:path'
-import { bundleCerts } from '../../src/kube/auto-tls.ts'
+import { bundleCerts } from '../../src/kube/auto-tls/certificates.ts'
 import { LEASE_NAME as LEASE, SECRET_NAME as SECRET } from '../../src/kube/names.ts'
 import { fingerprintOf, Fatal, freePort, httpsGet, installInjectorIdentity, register, ROOT, servedFingerprint, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
 

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream'
 import { loadSettings, type Settings } from '../../src/engine/settings.ts'
 import { generateCA, generateServingCert, type CertificateAuthority } from '../../src/tls/ca.ts'
 import { FileCertSource } from '../../src/tls/files.ts'
-import { createLogger } from '../../src/webhook/logger.ts'
+import { createLogger } from '../../src/log.ts'
 import { buildServer, type ServerOptions, type WebhookServer } from '../../src/webhook/server.ts'
 
 export interface TestServer {

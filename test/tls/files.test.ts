@@ -6,7 +6,8 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateCA, generateServingCert, type IssuedCert } from '../../src/tls/ca.ts'
-import { FileCertSource, loadPair, type Logger } from '../../src/tls/files.ts'
+import type { Logger } from '../../src/log.ts'
+import { FileCertSource, loadPair } from '../../src/tls/files.ts'
 import type { CertPair } from '../../src/tls/source.ts'
 
 const HOUR = 3_600_000

@@ -2,10 +2,18 @@
 // level from AGENT_INJECT_LOG_LEVEL. Values that could hold secrets are never
 // passed to it; the redaction below is a second line of defence for request
 // headers.
-import pino, { type DestinationStream, type Logger } from 'pino'
-import type { Settings } from '../engine/settings.ts'
+import pino, { type DestinationStream, type Logger as PinoLogger } from 'pino'
+import type { Settings } from './engine/settings.ts'
 
-export function createLogger(settings: Pick<Settings, 'logLevel'>, stream?: DestinationStream): Logger {
+// What the rest of the code needs from a logger (pino's satisfies it; tests
+// pass their own).
+export interface Logger {
+  info(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+  error(obj: object, msg: string): void
+}
+
+export function createLogger(settings: Pick<Settings, 'logLevel'>, stream?: DestinationStream): PinoLogger {
   const options = {
     level: settings.logLevel === 'trace' ? 'trace' : settings.logLevel,
     base: { service: 'vault-injector' },
