@@ -1,17 +1,16 @@
 // One workload document through the engine and the policy, as the webhook
 // would judge its pods: shared by inject, explain and test.
-import { injectPod } from '../engine/index.ts'
 import type { Settings } from '../engine/settings.ts'
 import type { EngineResult } from '../engine/types.ts'
-import type { Policy } from '../policy/policy.ts'
-import type { PolicyVerdict } from '../policy/types.ts'
+import { judge, type Judgement } from '../policy/judge.ts'
+import type { PolicyEvaluator, PolicyVerdict } from '../policy/types.ts'
 import { displayName, namespaceOf, podOf, type PodLocation } from './manifests.ts'
 
 export interface EvaluateOptions {
   settings: Settings
   // For documents that name no namespace.
   namespace: string
-  policy?: Policy | undefined
+  policy?: PolicyEvaluator | undefined
   namespaceLabels?: Readonly<Record<string, string>> | undefined
 }
 
@@ -20,6 +19,7 @@ export interface Evaluation {
   namespace: string
   location: PodLocation
   result: EngineResult
+  judgement: Judgement
   verdict?: PolicyVerdict
   // The final word, policy included.
   decision: 'inject' | 'skip' | 'deny'
@@ -27,29 +27,24 @@ export interface Evaluation {
   warnings: string[]
 }
 
+// The workload's pod template through the one judgement, as the webhook
+// would judge the pods it creates.
 export function evaluate(object: unknown, options: EvaluateOptions): Evaluation | undefined {
   const location = podOf(object)
   if (!location) return undefined
   const namespace = namespaceOf(object, options.namespace)
-  const ns = { namespace, namespaceLabels: { 'kubernetes.io/metadata.name': namespace, ...(options.namespaceLabels ?? {}) } }
-  const result = injectPod({
-    pod: location.pod,
+  const j = judge({ pod: location.pod, namespace, namespaceLabels: options.namespaceLabels ?? {}, settings: options.settings, policy: options.policy, workloadKind: location.kind })
+  return {
+    name: displayName(object),
     namespace,
-    settings: options.settings,
-    workloadKind: location.kind,
-    annotationDefaults: options.policy?.annotationDefaults(ns) ?? {},
-  })
-  const evaluation: Evaluation = { name: displayName(object), namespace, location, result, decision: result.decision, reason: result.reason, warnings: [...result.warnings] }
-  if (options.policy && result.decision === 'inject') {
-    const verdict = options.policy.evaluate({ ...ns, pod: location.pod }, result, location.kind)
-    evaluation.verdict = verdict
-    evaluation.warnings.push(...verdict.warnings)
-    if (verdict.denied !== undefined) {
-      evaluation.decision = 'deny'
-      evaluation.reason = verdict.denied
-    }
+    location,
+    result: j.result,
+    judgement: j,
+    ...(j.verdict ? { verdict: j.verdict } : {}),
+    decision: j.decision,
+    reason: j.reason,
+    warnings: j.warnings,
   }
-  return evaluation
 }
 
 // A command-line value that cannot be used (exit 2).

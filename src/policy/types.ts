@@ -1,12 +1,23 @@
-// The seam between the webhook (or CLI) and the policy. The engine stays pure;
-// policy runs around it: namespace defaults go in, the verdict comes out.
-import type { EngineResult, JsonObject } from '../engine/types.ts'
+// The seam between the judgement and the policy. The engine stays pure;
+// policy runs around it: namespace defaults go in, the verdict on what the
+// agents will really do comes out.
+import type { JsonObject } from '../engine/types.ts'
+import type { Facts } from './effective.ts'
+import type { HatchFinding } from './hatches.ts'
 
-export interface PolicyContext {
+export interface NamespaceContext {
   namespace: string
   namespaceLabels: Readonly<Record<string, string>>
-  // The pod as received (before mutation).
-  pod: JsonObject
+}
+
+// One injected pod, as the policy judges it.
+export interface PolicySubject extends NamespaceContext {
+  // The pod after injection (or as it arrived, when it was injected before).
+  final: JsonObject
+  // Owned by a Job (ownerReferences, or a Job/CronJob template in the CLI).
+  isJob: boolean
+  facts: Facts
+  hatches: HatchFinding[]
 }
 
 export interface PolicyFinding {
@@ -20,13 +31,15 @@ export interface PolicyVerdict {
   denied?: string
   // `warn` findings: returned as AdmissionResponse warnings.
   warnings: string[]
-  // Every finding, for the audit log line.
+  // Every finding (bounded), for the audit log line.
   findings: PolicyFinding[]
 }
 
 export interface PolicyEvaluator {
+  readonly name: string
   // Annotation defaults for pods in this namespace (pod annotations win).
-  annotationDefaults(ctx: Omit<PolicyContext, 'pod'>): Record<string, string>
-  // Judge an engine result (only results with decision 'inject' need checks).
-  evaluate(ctx: PolicyContext, result: EngineResult): PolicyVerdict
+  annotationDefaults(ctx: NamespaceContext): Record<string, string>
+  // Whether any rule applies here (nothing to judge otherwise).
+  applies(ctx: NamespaceContext): boolean
+  evaluate(subject: PolicySubject): PolicyVerdict
 }

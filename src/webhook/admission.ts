@@ -1,9 +1,11 @@
 // AdmissionReview in, AdmissionReview out. No HTTP here: the server, the
 // `review` command and the tests call this one function, so they answer alike.
-import { injectPod } from '../engine/index.ts'
 import type { Settings } from '../engine/settings.ts'
-import type { EngineResult, JsonObject } from '../engine/types.ts'
+import type { JsonObject } from '../engine/types.ts'
+import { judge, redactValues } from '../policy/judge.ts'
 import type { PolicyEvaluator, PolicyFinding } from '../policy/types.ts'
+
+export { redactValues }
 
 const API_VERSIONS = new Set(['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'])
 // Real pods nest about a dozen levels; anything far deeper is hostile.
@@ -69,13 +71,6 @@ function podLabel(pod: JsonObject): string {
   if (typeof metadata.name === 'string' && metadata.name !== '') return metadata.name
   if (typeof metadata.generateName === 'string') return `${metadata.generateName}*`
   return ''
-}
-
-// Denial messages quote the offending value for the user who sent it; the log
-// keeps the annotation name and drops the value, since a mistaken annotation
-// may hold a secret.
-export function redactValues(text: string): string {
-  return text.replace(/"(?:[^"\\]|\\.)*"…?/g, '"(value not logged)"')
 }
 
 function cleanWarning(text: string): string {
@@ -158,37 +153,17 @@ export function admit(body: unknown, deps: AdmissionDeps): AdmissionOutcome {
 
 function decide(review: JsonObject, req: Request, pod: JsonObject, deps: AdmissionDeps): AdmissionOutcome {
   const audit = baseAudit(req, pod)
-  const namespaceLabels = deps.namespaceLabels?.(audit.namespace) ?? { 'kubernetes.io/metadata.name': audit.namespace }
-  const context = { namespace: audit.namespace, namespaceLabels }
-  const annotationDefaults = deps.policy?.annotationDefaults(context) ?? {}
-  const result = injectPod({ pod, namespace: audit.namespace, settings: deps.settings, annotationDefaults })
-  const warnings = [...result.warnings]
-  fillAudit(audit, result)
-  if (result.decision === 'inject' && deps.policy) {
-    const verdict = deps.policy.evaluate({ ...context, pod }, result)
-    audit.policyFindings = verdict.findings
-    warnings.push(...verdict.warnings)
-    if (verdict.denied !== undefined) return deny(review, req, audit, verdict.denied, 403, warnings)
-  }
-  audit.warnings = warnings.length
-  if (result.decision === 'deny') return deny(review, req, audit, result.reason, 400, warnings)
+  const namespaceLabels = deps.namespaceLabels?.(audit.namespace) ?? {}
+  const j = judge({ pod, namespace: audit.namespace, namespaceLabels, settings: deps.settings, policy: deps.policy })
+  Object.assign(audit, j.audit)
+  if (j.decision === 'deny') return deny(review, req, audit, j.reason, j.code ?? 400, j.warnings)
   const response: JsonObject = { uid: req.uid, allowed: true }
-  if (result.patch.length > 0) {
+  if (j.patch.length > 0) {
     response.patchType = 'JSONPatch'
-    response.patch = Buffer.from(JSON.stringify(result.patch)).toString('base64')
+    response.patch = Buffer.from(JSON.stringify(j.patch)).toString('base64')
   }
-  if (warnings.length > 0) response.warnings = warnings.map(cleanWarning)
+  if (j.warnings.length > 0) response.warnings = j.warnings.map(cleanWarning)
   return { statusCode: 200, body: respond(review, response), audit }
-}
-
-function fillAudit(audit: AuditRecord, result: EngineResult): void {
-  audit.decision = result.decision
-  audit.reason = redactValues(result.reason)
-  if (result.agent) {
-    audit.role = result.agent.role
-    audit.secretPaths = [...new Set(result.agent.secrets.flatMap((s) => s.pathsRead))]
-    audit.injectionType = result.agent.injectionType
-  }
 }
 
 function deny(review: JsonObject, req: Request, audit: AuditRecord, message: string, code: number, warnings: string[]): AdmissionOutcome {

@@ -2,7 +2,8 @@ import t from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { defaultSettings, injectPod } from '../../src/engine/index.ts'
+import { defaultSettings } from '../../src/engine/index.ts'
+import { judge as judgement } from '../../src/policy/judge.ts'
 import { loadPolicyFile, parsePolicy, PolicyWatcher } from '../../src/policy/load.ts'
 import { selectorMatches } from '../../src/policy/policy.ts'
 import { annotatedPod } from '../helpers/pods.ts'
@@ -13,10 +14,8 @@ const policyText = (rules: string): string => `apiVersion: vault-injector.dev/v1
 
 function judge(policyYaml: string, annotations: Record<string, string>, namespace = 'team-a', labels: Record<string, string> = {}) {
   const policy = parsePolicy(policyYaml, 'test')
-  const ns = { namespace, namespaceLabels: { 'kubernetes.io/metadata.name': namespace, ...labels } }
-  const pod = annotatedPod(annotations)
-  const result = injectPod({ pod, namespace, settings, annotationDefaults: policy.annotationDefaults(ns) })
-  return { result, verdict: policy.evaluate({ ...ns, pod }, result) }
+  const j = judgement({ pod: annotatedPod(annotations), namespace, namespaceLabels: labels, settings, policy })
+  return { result: j.result, verdict: j.verdict ?? { warnings: [], findings: [] } }
 }
 
 t.test('allowed roles and secret paths, by namespace glob', async (t) => {
@@ -25,8 +24,8 @@ t.test('allowed roles and secret paths, by namespace glob', async (t) => {
   const bad = judge(policy, { 'vault.hashicorp.com/role': 'admin', 'vault.hashicorp.com/agent-inject-secret-x': 'secret/data/team-b/x', 'vault.hashicorp.com/agent-inject-template-y': '{{ with secret "secret/data/root" }}{{ end }}' })
   t.equal(bad.verdict.findings.length, 3)
   t.match(bad.verdict.denied, /policy rule "team-a": Vault role "admin" is not allowed in namespace team-a \(allowed: app, team-a-\*\)/)
-  t.match(bad.verdict.denied, /secret path "secret\/data\/team-b\/x" \(secret x\) is not allowed/)
-  t.match(bad.verdict.denied, /secret path "secret\/data\/root" \(secret y\)/, 'paths read by templates are checked')
+  t.match(bad.verdict.denied, /secret path "secret\/data\/team-b\/x" \(rendered to \/vault\/secrets\/x\) is not allowed/)
+  t.match(bad.verdict.denied, /secret path "secret\/data\/root" \(rendered to \/vault\/secrets\/y\)/, 'paths read by templates are checked')
   t.same(judge(policy, { 'vault.hashicorp.com/role': 'admin' }, 'other').verdict.findings, [], 'rule does not apply elsewhere')
 })
 
@@ -46,10 +45,9 @@ t.test('requirements: limits, Jobs', async (t) => {
   const jobs = parsePolicy(policyText(`    - name: jobs\n      require: {jobsInitOnlyOrNative: true}\n`), 'x')
   const pod = annotatedPod({})
   ;(pod.metadata as any).ownerReferences = [{ kind: 'Job', name: 'j', apiVersion: 'batch/v1', uid: 'u' }]
-  const ns = { namespace: 'team-a', namespaceLabels: {} }
-  t.match(jobs.evaluate({ ...ns, pod }, injectPod({ pod, namespace: 'team-a', settings })).denied, /Job pods must use/)
+  t.match(judgement({ pod, namespace: 'team-a', settings, policy: jobs }).verdict?.denied, /Job pods must use/)
   ;(pod.metadata as any).annotations['vault.hashicorp.com/agent-pre-populate-only'] = 'true'
-  t.equal(jobs.evaluate({ ...ns, pod }, injectPod({ pod, namespace: 'team-a', settings })).denied, undefined)
+  t.equal(judgement({ pod, namespace: 'team-a', settings, policy: jobs }).verdict?.denied, undefined)
 })
 
 t.test('namespace defaults: pod annotations win, later rules win', async (t) => {

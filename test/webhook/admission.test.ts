@@ -3,8 +3,8 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { defaultSettings } from '../../src/engine/settings.ts'
-import type { EngineResult, JsonObject } from '../../src/engine/types.ts'
-import type { PolicyContext, PolicyEvaluator, PolicyVerdict } from '../../src/policy/types.ts'
+import type { JsonObject } from '../../src/engine/types.ts'
+import type { NamespaceContext, PolicyEvaluator, PolicySubject, PolicyVerdict } from '../../src/policy/types.ts'
 import { admit, depthExceeds, redactValues } from '../../src/webhook/admission.ts'
 import { admitted, annotatedPod } from '../helpers/pods.ts'
 
@@ -23,14 +23,16 @@ function review(pod: JsonObject, namespace = 'team-a', apiVersion = 'admission.k
 
 // A policy that records its calls and answers with a fixed verdict.
 function fakePolicy(verdict: PolicyVerdict, defaults: Record<string, string> = {}) {
-  const calls = { defaults: [] as Omit<PolicyContext, 'pod'>[], evaluate: [] as [PolicyContext, EngineResult][] }
+  const calls = { defaults: [] as NamespaceContext[], evaluate: [] as PolicySubject[] }
   const policy: PolicyEvaluator = {
+    name: 'fake',
+    applies: () => true,
     annotationDefaults(ctx) {
       calls.defaults.push(ctx)
       return defaults
     },
-    evaluate(ctx, result) {
-      calls.evaluate.push([ctx, result])
+    evaluate(subject) {
+      calls.evaluate.push(subject)
       return verdict
     },
   }
@@ -62,8 +64,8 @@ t.test('namespace defaults from the policy reach the engine; namespace labels co
   t.equal(outcome.audit!.decision, 'inject')
   t.equal(outcome.audit!.role, 'shop-web', 'the role came from the namespace default')
   t.equal(calls.evaluate.length, 1)
-  t.equal(calls.evaluate[0]![0].pod, pod, 'the policy sees the pod as received')
-  t.equal(calls.evaluate[0]![1].decision, 'inject')
+  t.same(calls.evaluate[0]!.facts.roles, ['shop-web'], 'the policy judges the decoded agent configuration')
+  t.same(calls.evaluate[0]!.facts.agents.map((a) => a.container), ['vault-agent-init', 'vault-agent'], 'and the final agent containers')
 })
 
 t.test('a policy denial is a 403; its warnings and findings are passed on', async (t) => {

@@ -1,0 +1,95 @@
+// Escape hatches: what lets a pod replace, widen or hide what the injector
+// generates and the policy judges. Each is found under every rule that applies
+// (denied under enforce, warned under warn, recorded under audit) unless the
+// rule lists its name in allow.escapeHatches. The pod's own annotations count;
+// namespace defaults from the policy and injector settings are the platform's
+// choice and do not.
+import type { JsonObject } from '../engine/types.ts'
+import type { Facts } from './effective.ts'
+import { parseAddress } from './address.ts'
+
+export const ESCAPE_HATCHES = [
+  'agent-json-patch',
+  'agent-init-json-patch',
+  'agent-configmap',
+  'agent-inject-template-file',
+  'agent-inject-command',
+  'dynamic-templates',
+  'agent-inject-token',
+  'agent-cache-enable',
+  'auth-config',
+  'proxy-address',
+  'ca-cert',
+  'ca-key',
+  'tls-server-name',
+  'host-aliases',
+  'dns-config',
+] as const
+
+export type EscapeHatch = (typeof ESCAPE_HATCHES)[number]
+
+export interface HatchFinding {
+  hatch: EscapeHatch
+  message: string
+}
+
+const V = 'vault.hashicorp.com/'
+const MAX_LISTED = 5
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function listed(items: string[]): string {
+  const shown = items.slice(0, MAX_LISTED).join(', ')
+  return items.length > MAX_LISTED ? `${shown} and ${items.length - MAX_LISTED} more` : shown
+}
+
+const TRUE = /^(1|t|true)$/i
+
+// The pod's own value for an annotation, when it sets one that differs from the namespace default.
+function own(annotations: JsonObject, defaults: Readonly<Record<string, string>>, key: string): string | undefined {
+  const value = annotations[key]
+  if (typeof value !== 'string' || value === '' || value === defaults[key]) return undefined
+  return value
+}
+
+export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, string>>, facts: Facts): HatchFinding[] {
+  const metadata = isObject(pod.metadata) ? pod.metadata : {}
+  const annotations = isObject(metadata.annotations) ? metadata.annotations : {}
+  const out: HatchFinding[] = []
+  const add = (hatch: EscapeHatch, message: string): void => {
+    out.push({ hatch, message: `escape hatch ${hatch}: ${message}` })
+  }
+  if (own(annotations, defaults, `${V}agent-json-patch`) !== undefined) add('agent-json-patch', 'vault.hashicorp.com/agent-json-patch rewrites the generated vault-agent container')
+  if (own(annotations, defaults, `${V}agent-init-json-patch`) !== undefined) add('agent-init-json-patch', 'vault.hashicorp.com/agent-init-json-patch rewrites the generated vault-agent-init container')
+  if (own(annotations, defaults, `${V}agent-configmap`) !== undefined) add('agent-configmap', 'vault.hashicorp.com/agent-configmap makes the agents ignore the generated configuration; role, auth path and secret paths cannot be judged')
+  if (facts.templateFiles.length > 0) add('agent-inject-template-file', `template files are read inside the agent, unseen at admission (${listed(facts.templateFiles.map((t) => t.file))})`)
+  if (facts.templateCommands.length > 0) add('agent-inject-command', `commands run inside the agent, which holds the Vault token (${listed(facts.templateCommands)})`)
+  if (facts.dynamicTemplates.length > 0) {
+    add('dynamic-templates', `what these templates read cannot be determined statically: ${listed(facts.dynamicTemplates.map((d) => `${d.file} (${d.why.join('; ')})`))}`)
+  }
+  if (own(annotations, defaults, `${V}agent-inject-token`) !== undefined && TRUE.test(String(annotations[`${V}agent-inject-token`]))) {
+    add('agent-inject-token', 'vault.hashicorp.com/agent-inject-token hands the Vault token to the app, which can then read any path the role allows')
+  }
+  const lends = !/^false$/i.test(String(annotations[`${V}agent-cache-use-auto-auth-token`] ?? defaults[`${V}agent-cache-use-auto-auth-token`] ?? 'true'))
+  for (const key of ['agent-cache-enable', 'agent-enable-quit']) {
+    const value = own(annotations, defaults, `${V}${key}`)
+    if (value !== undefined && TRUE.test(value) && lends) add('agent-cache-enable', `vault.hashicorp.com/${key} opens a listener on 127.0.0.1 that lends the agent's Vault token to every process of the pod`)
+  }
+  const authConfig = Object.keys(annotations).filter((k) => k.startsWith(`${V}auth-config-`) && k !== `${V}auth-config-role` && own(annotations, defaults, k) !== undefined).sort()
+  if (authConfig.length > 0) add('auth-config', `${listed(authConfig)} change how the agent logs in (token path, credentials)`)
+  for (const key of ['proxy-address', 'ca-cert', 'ca-key', 'tls-server-name'] as const) {
+    if (own(annotations, defaults, `${V}${key}`) === undefined) continue
+    const why = key === 'proxy-address' ? 'sends the agent\'s Vault traffic through a proxy the pod chooses' : 'changes which certificate the agent trusts as Vault\'s'
+    add(key, `vault.hashicorp.com/${key} ${why}`)
+  }
+  const spec = isObject(pod.spec) ? pod.spec : {}
+  const hosts = facts.addresses.map(parseAddress).flatMap((a) => (typeof a === 'string' ? [] : [a.host]))
+  const aliased = (Array.isArray(spec.hostAliases) ? spec.hostAliases : []).flatMap((a) => (isObject(a) && Array.isArray(a.hostnames) ? a.hostnames.map((h) => String(h).toLowerCase()) : []))
+  const redirected = hosts.filter((h) => aliased.includes(h))
+  if (redirected.length > 0) add('host-aliases', `spec.hostAliases points the Vault host ${listed(redirected)} at an address the pod chooses`)
+  const dns = isObject(spec.dnsConfig) && Array.isArray(spec.dnsConfig.nameservers) && spec.dnsConfig.nameservers.length > 0
+  if ((dns || spec.dnsPolicy === 'None') && hosts.some((h) => !/^[\d.]+$|^\[/.test(h))) add('dns-config', 'the pod chooses its own DNS servers (spec.dnsConfig / dnsPolicy: None), and with them where the Vault host name leads')
+  return out
+}
