@@ -99,9 +99,10 @@ export interface ServeOptions {
 export async function runServe(settings: Settings, serveOptions: ServeOptions, extra: Partial<ServerOptions> = {}): Promise<void> {
   checkServerSettings(settings)
   const logger = createLogger(settings)
+  // The policy code (YAML, JSON Schema) is loaded only when a policy is set;
+  // a bad policy stops serve before any certificate work (exit 2).
+  const policy: PolicyWatcher | undefined = settings.policyFile ? new (await import('../policy/load.ts')).PolicyWatcher(settings.policyFile, logger) : undefined
   const startup = await certSourceFor(settings, serveOptions.listenSet, logger, serveOptions.certsDir ?? DEFAULT_CERTS_DIR)
-  // The policy code (YAML, JSON Schema) is loaded only when a policy is set.
-  const policy: PolicyWatcher | undefined = startup.settings.policyFile ? new (await import('../policy/load.ts')).PolicyWatcher(startup.settings.policyFile, logger) : undefined
   const namespaces = policy ? await namespaceLabelsIfCluster(logger) : undefined
   // The certificate sources' timers do not hold the process open (so that
   // closing never waits on them). Until the first certificate is there, which
@@ -116,6 +117,7 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
     ...(namespaces ? { namespaceLabels: namespaces.labels } : {}),
     ...extra,
   }).finally(() => clearInterval(waiting))
+  if (policy) (await import('../policy/metrics.ts')).registerPolicyMetrics(server.metrics.registry, policy)
   for (const note of startup.notes) server.app.log.info(note)
   const vaultNote = startup.settings.vaultAddress === DEFAULT_VAULT_ADDRESS ? ' (the default; set AGENT_INJECT_VAULT_ADDR)' : ''
   server.app.log.info({ vaultAddress: startup.settings.vaultAddress }, `agents will use Vault at ${startup.settings.vaultAddress}${vaultNote}`)
@@ -159,7 +161,8 @@ export function register(program: Command): void {
       await runServe(settings, { listenSet, certsDir: String(opts.certsDir) })
     } catch (error) {
       process.stderr.write(`vault-injector serve: ${(error as Error).message}\n`)
-      process.exit(error instanceof SettingsError ? 2 : 1)
+      // A bad setting or policy stops serve before it listens: exit 2, as every command.
+      process.exit(error instanceof SettingsError || (error as Error).name === 'PolicyError' ? 2 : 1)
     }
   })
 }

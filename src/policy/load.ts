@@ -4,9 +4,15 @@ import { Ajv2020 } from 'ajv/dist/2020.js'
 import { readFileSync, statSync } from 'node:fs'
 import { parse } from 'yaml'
 import type { Logger } from '../log.ts'
-import { Policy, type PolicyDocument } from './policy.ts'
+import { readAnnotations } from '../engine/read.ts'
+import { defaultSettings } from '../engine/settings.ts'
+import { Policy, PolicyFieldError, type PolicyDocument } from './policy.ts'
 
-export class PolicyError extends Error {}
+// A policy that cannot be used: the message names the file and the field.
+// Every command exits 2 on it; the webhook keeps its last good policy.
+export class PolicyError extends Error {
+  override name = 'PolicyError'
+}
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/policy.schema.json', import.meta.url), 'utf8')) as object
 const validate = new Ajv2020({ allErrors: true, strict: false }).compile<PolicyDocument>(schema)
@@ -23,11 +29,26 @@ export function parsePolicy(text: string, origin: string): Policy {
     throw new PolicyError(`${origin}: not a valid InjectorPolicy: ${problems.join('; ')}`)
   }
   const names = new Set<string>()
-  for (const rule of document.spec.rules) {
-    if (names.has(rule.name)) throw new PolicyError(`${origin}: rule name "${rule.name}" is used twice`)
+  document.spec.rules.forEach((rule, i) => {
+    if (names.has(rule.name)) throw new PolicyError(`${origin}: /spec/rules/${i}/name: rule name "${rule.name}" is used twice`)
     names.add(rule.name)
+    checkDefaults(rule.defaults ?? {}, `/spec/rules/${i}/defaults`, origin)
+  })
+  try {
+    return new Policy(document)
+  } catch (error) {
+    if (error instanceof PolicyFieldError) throw new PolicyError(`${origin}: ${error.message}`)
+    throw error
   }
-  return new Policy(document)
+}
+
+// Namespace defaults are read like pod annotations: an unknown key or a value
+// that does not parse would deny every pod of those namespaces, so the policy
+// is refused instead.
+function checkDefaults(defaults: Record<string, string>, field: string, origin: string): void {
+  const reading = readAnnotations({}, defaults, defaultSettings())
+  const problems = [...reading.errors, ...reading.warnings.filter((w) => w.includes('unknown annotation'))]
+  if (problems.length > 0) throw new PolicyError(`${origin}: ${field}: ${problems.join('; ')}`)
 }
 
 export function loadPolicyFile(path: string): Policy {
@@ -48,6 +69,9 @@ export class PolicyWatcher {
   #policy: Policy | undefined
   #seen = ''
   #timer: NodeJS.Timeout | undefined
+  // For the metrics: failed reloads since start, and whether the file on disk is the policy in force.
+  reloadFailures = 0
+  fileInForce = true
 
   constructor(path: string, logger: Logger, pollIntervalMs = 1000) {
     this.#path = path
@@ -74,8 +98,11 @@ export class PolicyWatcher {
     this.#seen = stamp
     try {
       this.#policy = loadPolicyFile(this.#path)
+      this.fileInForce = true
       this.#logger.info({ policy: this.#path, name: this.#policy.name }, 'policy reloaded')
     } catch (error) {
+      this.reloadFailures++
+      this.fileInForce = false
       this.#logger.error({ policy: this.#path, err: (error as Error).message }, 'policy not reloaded; the last good policy stays in force')
     }
   }
