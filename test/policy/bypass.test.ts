@@ -5,30 +5,10 @@
 import t from 'tap'
 import type { JsonObject } from '../../src/engine/types.ts'
 import { everyEntryPoint } from '../helpers/entry-points.ts'
+import { PATCHES_ALLOWED, PINS } from '../helpers/policies.ts'
 import { agentConfigOf, annotatedPod } from '../helpers/pods.ts'
 
 const V = 'vault.hashicorp.com/'
-export const PINS = `apiVersion: vault-injector.dev/v1alpha1
-kind: InjectorPolicy
-metadata: {name: pins}
-spec:
-  rules:
-    - name: team-a
-      namespaces: {names: [team-a]}
-      allow:
-        roles: [app]
-        secretPaths: ["secret/data/team-a/**"]
-        authPaths: [auth/kubernetes]
-        vaultAddresses: ["https://vault-dr.corp.example.com:*", "https://*.vault.corp.example.com:8200"]
-        vaultNamespaces: [team-a, root]
-        agentImages: ["hashicorp/vault:*"]
-      require: {resourceLimits: true, restrictedSecurityContext: true, noTlsSkipVerify: true}
-      defaults:
-        ${V}service: https://a.vault.corp.example.com:8200
-`
-// The same pins, with both json-patch annotations allowed: the patched agents are still judged.
-export const PATCHES_ALLOWED = PINS.replace('agentImages: ["hashicorp/vault:*"]', 'agentImages: ["hashicorp/vault:*"]\n        escapeHatches: [agent-json-patch, agent-init-json-patch]')
-
 const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64')
 const patch = (ops: unknown[]): string => JSON.stringify(ops)
 const forbiddenConfig = { auto_auth: { method: { type: 'kubernetes', mount_path: 'auth/kubernetes', config: { role: 'admin', token_path: '/var/run/secrets/kubernetes.io/serviceaccount/token' } }, sink: [{ type: 'file', config: { path: '/home/vault/.vault-token' } }] }, exit_after_auth: false, pid_file: '/home/vault/.pid', vault: { address: 'https://a.vault.corp.example.com:8200' } }
