@@ -25,7 +25,10 @@ export function explainOne(e: Evaluation): string {
   const agent = e.result.agent
   if (e.decision === 'inject' && agent) {
     lines.push(`  agents: ${containersLine(e)} (mode ${agent.mode})`)
-    lines.push(`  auth: ${agent.authType} at ${agent.authPath}, role ${agent.role || '(from auth-config)'}; Vault ${agent.vaultAddress}`)
+    // With a policy, what the decoded configuration says (what was judged).
+    const facts = e.judgement.facts
+    const role = facts ? facts.roles.join(', ') : agent.role || '(from auth-config)'
+    lines.push(`  auth: ${agent.authType} at ${facts ? facts.authPaths.join(', ') : agent.authPath}, role ${role}; Vault ${facts ? facts.addresses.join(', ') : agent.vaultAddress}`)
     lines.push(`  token: ${tokenLine(agent)}`)
     lines.push(`  secrets into ${agent.appContainers.join(', ') || '(no app container)'}:`)
     for (const s of agent.secrets) {

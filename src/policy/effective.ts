@@ -63,15 +63,25 @@ function envValue(container: JsonObject, name: string): { value?: string; from?:
   return { value: typeof entry.value === 'string' ? entry.value : '' }
 }
 
+// The pods of one workload carry the same configuration: each is decoded
+// once. The decoded objects are shared, so they are only ever read.
+const CACHE_ENTRIES = 256
+const decoded = new Map<string, JsonObject | undefined>()
+
 function decodeConfig(container: JsonObject): JsonObject | undefined {
   const env = envValue(container, 'VAULT_CONFIG')
   if (env?.value === undefined) return undefined
+  if (decoded.has(env.value)) return decoded.get(env.value)
+  let config: JsonObject | undefined
   try {
-    const decoded: unknown = JSON.parse(Buffer.from(env.value, 'base64').toString('utf8'))
-    return isObject(decoded) ? decoded : undefined
+    const value: unknown = JSON.parse(Buffer.from(env.value, 'base64').toString('utf8'))
+    config = isObject(value) ? value : undefined
   } catch {
-    return undefined
+    config = undefined
   }
+  if (decoded.size >= CACHE_ENTRIES) decoded.delete(decoded.keys().next().value!)
+  decoded.set(env.value, config)
+  return config
 }
 
 const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined)

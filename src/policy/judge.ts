@@ -95,6 +95,13 @@ function reference(input: JudgeInput, defaults: Record<string, string>): JsonObj
   return again.decision === 'inject' ? again.pod : {}
 }
 
+function bounded(paths: string[]): string[] {
+  const unique = [...new Set(paths)]
+  const out = unique.slice(0, MAX_AUDIT_PATHS).map(short)
+  if (unique.length > MAX_AUDIT_PATHS) out.push(`(${unique.length - MAX_AUDIT_PATHS} more)`)
+  return out
+}
+
 function short(value: string): string {
   return value.length > MAX_AUDIT_CHARS ? value.slice(0, MAX_AUDIT_CHARS) + '…' : value
 }
@@ -119,40 +126,40 @@ export function judge(input: JudgeInput): Judgement {
     judgement.audit.warnings = warnings.length
     return judgement
   }
+  if (result.agent) {
+    judgement.audit.role = short(result.agent.role)
+    judgement.audit.secretPaths = bounded(result.agent.secrets.flatMap((s) => s.pathsRead))
+    judgement.audit.injectionType = result.agent.injectionType
+  }
   // A pod that arrived injected (a reinvocation, a manifest injected offline,
-  // or a pod that claims to be) is judged on the agents it carries.
-  const agents = result.decision === 'inject' || agentContainers(result.pod).length > 0
-  if (agents) {
+  // or a pod that claims to be) is judged on the agents it carries. Without a
+  // policy nothing is judged, and the audit line names what the annotations ask for.
+  if (policy && (result.decision === 'inject' || agentContainers(result.pod).length > 0)) {
     const facts = collectFacts(result.pod)
     judgement.facts = facts
+    // With a policy, the audit line names what the agents really use.
     const roles = facts.roles.filter((r) => r !== '')
     if (roles.length > 0) judgement.audit.role = short(roles.join(','))
-    else if (result.agent?.role) judgement.audit.role = short(result.agent.role)
-    const paths = [...new Set(facts.secretPaths.map((p) => p.path))]
-    judgement.audit.secretPaths = paths.slice(0, MAX_AUDIT_PATHS).map(short)
-    if (paths.length > MAX_AUDIT_PATHS) judgement.audit.secretPaths.push(`(${paths.length - MAX_AUDIT_PATHS} more)`)
-    if (result.agent) judgement.audit.injectionType = result.agent.injectionType
-    if (policy) {
-      const yardstick = reference(input, defaults)
-      if (yardstick !== undefined) facts.unjudgeable.push(...unjudgeableChanges(result.pod, yardstick))
-      const verdict = policy.evaluate({
-        ...ns,
-        final: result.pod,
-        isJob: isJobPod(input.pod, input.workloadKind),
-        facts,
-        hatches: findHatches(input.pod, defaults, facts),
-      })
-      judgement.verdict = verdict
-      judgement.audit.policyFindings = verdict.findings
-      warnings.push(...verdict.warnings)
-      if (verdict.denied !== undefined) {
-        judgement.decision = 'deny'
-        judgement.reason = verdict.denied
-        judgement.code = 403
-        judgement.patch = []
-        judgement.audit.decision = 'deny'
-        judgement.audit.reason = redactValues(verdict.denied)
-      }
+    judgement.audit.secretPaths = bounded(facts.secretPaths.map((p) => p.path))
+    const yardstick = reference(input, defaults)
+    if (yardstick !== undefined) facts.unjudgeable.push(...unjudgeableChanges(result.pod, yardstick))
+    const verdict = policy.evaluate({
+      ...ns,
+      final: result.pod,
+      isJob: isJobPod(input.pod, input.workloadKind),
+      facts,
+      hatches: findHatches(input.pod, defaults, facts),
+    })
+    judgement.verdict = verdict
+    judgement.audit.policyFindings = verdict.findings
+    warnings.push(...verdict.warnings)
+    if (verdict.denied !== undefined) {
+      judgement.decision = 'deny'
+      judgement.reason = verdict.denied
+      judgement.code = 403
+      judgement.patch = []
+      judgement.audit.decision = 'deny'
+      judgement.audit.reason = redactValues(verdict.denied)
     }
   }
   judgement.audit.warnings = warnings.length

@@ -76,6 +76,10 @@ function interpreted(text: string, start: number): { value: string; end: number 
   return undefined
 }
 
+const TRIM_RIGHT = /\s+-/y
+const WORD = /[A-Za-z_][A-Za-z0-9_]*/y
+const COMMENT_END = /\s*-?\s*/y
+
 // Tokens of one action, from `start` (after the left delimiter) to the right
 // delimiter. Returns the tokens and the index after the right delimiter.
 function lexAction(text: string, start: number, right: string): { tokens: Token[]; end: number } | undefined {
@@ -87,14 +91,15 @@ function lexAction(text: string, start: number, right: string): { tokens: Token[
   if (text.startsWith('/*', i)) {
     const close = text.indexOf('*/', i + 2)
     if (close < 0) return undefined
-    const after = text.slice(close + 2).match(/^\s*-?\s*/)![0].length
+    COMMENT_END.lastIndex = close + 2
+    const after = COMMENT_END.exec(text)![0].length
     if (!text.startsWith(right, close + 2 + after)) return undefined
     return { tokens, end: close + 2 + after + right.length }
   }
   while (i < text.length) {
-    const rest = text.slice(i)
-    const trimmedRight = rest.match(/^\s+-/) && text.startsWith(right, i + rest.match(/^\s+-/)![0].length)
-    if (trimmedRight) return { tokens, end: i + rest.match(/^\s+-/)![0].length + right.length }
+    TRIM_RIGHT.lastIndex = i
+    const trim = TRIM_RIGHT.exec(text)
+    if (trim && text.startsWith(right, i + trim[0].length)) return { tokens, end: i + trim[0].length + right.length }
     if (text.startsWith(right, i)) return { tokens, end: i + right.length }
     const c = text[i]!
     if (/\s/.test(c)) {
@@ -125,7 +130,8 @@ function lexAction(text: string, start: number, right: string): { tokens: Token[
       tokens.push({ kind: 'close' })
       i++
     } else {
-      const word = rest.match(/^[A-Za-z_][A-Za-z0-9_]*/)
+      WORD.lastIndex = i
+      const word = WORD.exec(text)
       if (word) {
         // A field or method (.secret) is not the function.
         const prev = i > 0 ? text[i - 1] : ''
@@ -173,7 +179,21 @@ function readsOf(tokens: Token[], out: TemplateReads): void {
   })
 }
 
+// The pods of one workload carry the same templates: each is read once.
+const CACHE_ENTRIES = 512
+const cache = new Map<string, TemplateReads>()
+
 export function templateReads(contents: string, left = '{{', right = '}}'): TemplateReads {
+  const key = `${left}\u0000${right}\u0000${contents}`
+  const hit = cache.get(key)
+  if (hit) return hit
+  const reads = read(contents, left, right)
+  if (cache.size >= CACHE_ENTRIES) cache.delete(cache.keys().next().value!)
+  cache.set(key, reads)
+  return reads
+}
+
+function read(contents: string, left: string, right: string): TemplateReads {
   const out: TemplateReads = { paths: [], dynamic: [] }
   const l = left === '' ? '{{' : left
   const r = right === '' ? '}}' : right

@@ -95,3 +95,23 @@ t.test('the watcher reloads a changed file and keeps the last good policy when i
   t.match(errors, ['policy not reloaded; the last good policy stays in force'])
   void quiet
 })
+
+t.test('audit findings are bounded and never carry template bodies', async (t) => {
+  const { admit } = await import('../../src/webhook/admission.ts')
+  const policy = parsePolicy(policyText(`    - name: narrow\n      allow: {secretPaths: ["secret/data/team-a/*"], roles: [app]}\n`), 'p.yaml')
+  const annotations: Record<string, string> = { 'vault.hashicorp.com/role': 'r'.repeat(5000) }
+  for (let i = 0; i < 40; i++) annotations[`vault.hashicorp.com/agent-inject-template-s${i}`] = `TOPSECRET-BODY {{ with secret "secret/data/team-b/${'x'.repeat(400)}${i}" }}{{ .Data }}{{ end }}`
+  annotations['vault.hashicorp.com/agent-inject-template-dyn'] = 'TOPSECRET-BODY {{ with secret (printf "%s" "TOPSECRET-PATH") }}{{ end }}'
+  const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace: 'team-a', operation: 'CREATE', object: annotatedPod(annotations) } }
+  const audit = admit(review, { settings, policy }).audit!
+  t.equal(audit.decision, 'deny')
+  t.ok(audit.policyFindings!.length <= 21, `${audit.policyFindings!.length} findings`)
+  t.match(audit.policyFindings!.at(-1)!.message, /more policy finding\(s\) not shown/)
+  for (const f of audit.policyFindings!) {
+    t.ok(f.message.length <= 600, `finding of ${f.message.length} characters`)
+    t.notMatch(f.message, /TOPSECRET/, 'no template body')
+  }
+  t.ok(audit.role!.length <= 121, 'the role is cut')
+  t.ok(audit.secretPaths!.length <= 21 && audit.secretPaths!.every((p) => p.length <= 121), 'secret paths are bounded')
+  t.notMatch(JSON.stringify(audit), /TOPSECRET-BODY/)
+})
