@@ -62,7 +62,7 @@ export const ANNOTATION_TABLE = {
   prePopulate: row('agent-pre-populate', 'pod', 'core', bool, 'Add the init container that renders secrets before the app starts.', { defaultValue: 'true' }),
   prePopulateOnly: row('agent-pre-populate-only', 'pod', 'core', bool, 'Only the init container, no sidecar (the pattern for Jobs).', { defaultValue: 'false' }),
   initFirst: row('agent-init-first', 'pod', 'core', bool, 'Run the init agent before the pod\'s other init containers.', { defaultValue: 'false' }),
-  injectContainers: row('agent-inject-containers', 'pod', 'core', v.listType, 'Comma list of app containers that get the secrets volume (default: all).'),
+  injectContainers: row('agent-inject-containers', 'pod', 'core', str, 'Comma list of app containers that get the secrets volume (default: all; split as written, no trimming; "" selects none, as in vault-k8s).'),
   image: row('agent-image', 'pod', 'core', str, 'Image of the agent containers.', { setting: 'vaultImage', emptyIsDefault: true }),
   configMap: row('agent-configmap', 'pod', 'core', v.objectNameType, 'ConfigMap holding config.hcl and config-init.hcl, used instead of a generated configuration.'),
   extraSecret: row('agent-extra-secret', 'pod', 'core', v.objectNameType, 'Secret mounted read-only at /vault/custom in the agents.'),
@@ -104,7 +104,7 @@ export const ANNOTATION_TABLE = {
   clientTimeout: row('client-timeout', 'pod', 'vault', v.durationOrSecondsType, 'VAULT_CLIENT_TIMEOUT for the agents.'),
   // D. Auth
   role: row('role', 'pod', 'auth', str, 'Vault role for Kubernetes auth (required for kubernetes auth).'),
-  authType: row('auth-type', 'pod', 'auth', str, 'Vault auth method type.', { setting: 'authType', emptyIsDefault: true }),
+  authType: row('auth-type', 'pod', 'auth', str, 'Vault auth method type ("" is refused, as in vault-k8s).', { setting: 'authType' }),
   authPath: row('auth-path', 'pod', 'auth', str, 'Mount path of the auth method.', { setting: 'authPath' }),
   authConfig: row('auth-config', 'key', 'auth', str, 'auto_auth.method.config.<key> ("-" becomes "_").'),
   authMinBackoff: row('auth-min-backoff', 'pod', 'auth', v.durationType, 'auto_auth min_backoff.', { setting: 'authMinBackoff', emptyOmits: true }),
@@ -125,8 +125,8 @@ export const ANNOTATION_TABLE = {
   revokeOnShutdown: row('agent-revoke-on-shutdown', 'pod', 'runtime', bool, 'Revoke the agent token when the sidecar stops.', { setting: 'revokeOnShutdown' }),
   revokeGrace: row('agent-revoke-grace', 'pod', 'runtime', v.nonNegativeIntType, 'Seconds to wait before revoking on shutdown.', { defaultValue: '5' }),
   goMaxProcs: row('go-max-procs', 'pod', 'runtime', v.nonNegativeIntType, 'GOMAXPROCS for the agents.'),
-  logLevel: row('log-level', 'pod', 'runtime', v.enumType(['trace', 'debug', 'info', 'warn', 'error']), 'Agent log level.', { defaultValue: 'info' }),
-  logFormat: row('log-format', 'pod', 'runtime', v.enumType(['standard', 'json']), 'Agent log format.', { defaultValue: 'standard' }),
+  logLevel: row('log-level', 'pod', 'runtime', v.caseInsensitiveEnumType(['trace', 'debug', 'notice', 'info', 'warn', 'warning', 'err', 'error']), 'Agent log level, any case, as the Vault Agent reads it; passed as written.', { defaultValue: 'info' }),
+  logFormat: row('log-format', 'pod', 'runtime', v.caseInsensitiveEnumType(['standard', 'json']), 'Agent log format, any case; passed as written.', { defaultValue: 'standard' }),
   disableIdleConnections: row('agent-disable-idle-connections', 'pod', 'runtime', v.listType, 'Comma list for disable_idle_connections (auto-auth, caching, templating, proxying).', { setting: 'disableIdleConnections' }),
   disableKeepAlives: row('agent-disable-keep-alives', 'pod', 'runtime', v.listType, 'Comma list for disable_keep_alives.', { setting: 'disableKeepAlives' }),
   // F. Cache / listener

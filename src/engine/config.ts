@@ -19,10 +19,14 @@ function compact(object: JsonObject): JsonObject {
 }
 
 function autoAuth(spec: AgentSpec): JsonObject {
+  // vault-k8s's precedence: token_path for every auth type, then the
+  // auth-config-* keys (which may replace it, #456), then role, which wins over
+  // auth-config-role: the pod logs in as the role its role annotation names.
   const config: JsonObject = {}
   if (spec.role !== '') config.role = spec.role
-  if (spec.authType === 'kubernetes') config.token_path = tokenPath(spec.token)
+  config.token_path = tokenPath(spec.token)
   Object.assign(config, spec.authConfig)
+  if (spec.role !== '') config.role = spec.role
   const method = compact({
     type: spec.authType,
     mount_path: spec.authPath,
@@ -64,14 +68,17 @@ function templates(spec: AgentSpec): JsonObject[] {
   )
 }
 
-// The cache listener belongs to the long-running agent; enable-quit adds it
-// (and the cache) to the init agent too, as vault-k8s does.
+// The cache listener belongs to the long-running agent (and to both when the
+// cache is persistent). enable-quit adds the listener, and an empty cache
+// block, wherever there is none, as vault-k8s does: without the cache the
+// agent's token is not offered to callers of the listener.
 function listenerAndCache(spec: AgentSpec, init: boolean): JsonObject {
-  const wanted = (spec.cacheEnable && !init) || spec.enableQuit || (spec.persistentCache && init)
-  if (!wanted) return {}
+  const cached = spec.persistentCache || (spec.cacheEnable && !spec.prePopulateOnly && !init)
+  if (!cached && !spec.enableQuit) return {}
   const listener: JsonObject = { type: 'tcp', address: `127.0.0.1:${spec.cacheListenerPort}`, tls_disable: true }
   if (spec.enableQuit) listener.agent_api = { enable_quit: true }
-  const cache: JsonObject = { use_auto_auth_token: spec.cacheUseAutoAuthToken }
+  const cache: JsonObject = {}
+  if (cached) cache.use_auto_auth_token = spec.cacheUseAutoAuthToken
   if (spec.persistentCache) cache.persist = persist(spec)
   return { listener: [listener], cache }
 }

@@ -82,6 +82,9 @@ function env(spec: AgentSpec, init: boolean): JsonObject[] {
   else out.push({ name: 'VAULT_CONFIG', value: encodeConfig(agentConfig(spec, init)) })
   if (spec.vaultCACertBytes) out.push({ name: 'VAULT_CACERT_BYTES', value: spec.vaultCACertBytes })
   out.push(...spec.awsEnv.map((e) => jsonClone(e)))
+  // auth-config-region goes last, so it wins over the app's AWS_REGION (vault-k8s).
+  const region = spec.authConfig.region
+  if (spec.authType === 'aws' && region !== undefined) out.push({ name: 'AWS_REGION', value: region })
   return out
 }
 
@@ -93,7 +96,8 @@ function configMapEnv(spec: AgentSpec): JsonObject[] {
     ['VAULT_CAPATH', spec.caKey],
     ['VAULT_CLIENT_CERT', spec.clientCert],
     ['VAULT_CLIENT_KEY', spec.clientKey],
-    ['VAULT_SKIP_VERIFY', spec.tlsSkipVerify ? 'true' : ''],
+    // Always written, as vault-k8s does: "false" overrides a value baked into an image.
+    ['VAULT_SKIP_VERIFY', String(spec.tlsSkipVerify)],
     ['VAULT_TLS_SERVER_NAME', spec.tlsServerName],
   ]
   return pairs.filter(([, value]) => value !== '').map(([name, value]) => ({ name, value }))
@@ -145,8 +149,13 @@ export function initContainer(spec: AgentSpec, pod: JsonObject): JsonObject {
 }
 
 function revokeCommand(spec: AgentSpec): string {
-  const caFlag = spec.caCert ? ` -ca-cert=${spec.caCert}` : ''
-  return `/bin/sleep ${spec.revokeGrace} && /bin/vault token revoke -address=${spec.address}${caFlag} -self`
+  // The same TLS flags the agent connects with: a Vault that requires client
+  // certificates refuses the revocation without them.
+  const flags = [`-address=${spec.address}`]
+  if (spec.caCert) flags.push(`-ca-cert=${spec.caCert}`)
+  if (spec.clientCert) flags.push(`-client-cert=${spec.clientCert}`)
+  if (spec.clientKey) flags.push(`-client-key=${spec.clientKey}`)
+  return `/bin/sleep ${spec.revokeGrace} && /bin/vault token revoke ${flags.join(' ')} -self`
 }
 
 export function sidecarContainer(spec: AgentSpec, pod: JsonObject): JsonObject {

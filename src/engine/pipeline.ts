@@ -96,7 +96,8 @@ function gate(input: EngineInput, pod: JsonObject): EngineResult | undefined {
   const raw = isObject(annotations) ? annotations[INJECT_ANNOTATION] : undefined
   if (raw === undefined) return result('skip', `not annotated: ${INJECT_ANNOTATION} is not set`, pod)
   if (problem) return result('deny', `invalid pod: ${problem}`, pod)
-  const inject = typeof raw === 'string' ? parseGoBool(raw) : undefined
+  // "" reads as false in vault-k8s (parseutil.ParseBool): the pod is created uninjected.
+  const inject = typeof raw === 'string' ? (raw === '' ? false : parseGoBool(raw)) : undefined
   if (inject === undefined) return result('deny', `${INJECT_ANNOTATION}: ${showValue(String(raw))} is not a boolean (true or false)`, pod)
   if (!inject) return result('skip', `${INJECT_ANNOTATION} is "${String(raw)}"`, pod)
   const phase = (pod.status as JsonObject | undefined)?.phase

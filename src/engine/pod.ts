@@ -81,13 +81,26 @@ export function applyInjection(pod: JsonObject, spec: AgentSpec): void {
 
 // Containers that should have the secrets volume but lack it (added after the
 // injection, e.g. by a later webhook) get it. Returns their names.
+// The pod may have been injected by another injector (vault-k8s numbers its
+// vault-secrets-custom-N volumes in random order) or carry a copied status
+// annotation without any injected volume: a mount path is matched by path,
+// and uses the volume the agents mount there; a volume the pod does not have
+// is never mounted (the API server would refuse the pod).
 export function topUpMounts(podSpec: JsonObject, spec: AgentSpec): string[] {
+  const volumeNames = new Set(list(podSpec, 'volumes').map((v) => String(v.name)))
+  const agentVolumeAt = new Map<string, string>()
+  for (const c of [...list(podSpec, 'initContainers'), ...list(podSpec, 'containers')]) {
+    if (!OWNED_CONTAINERS.has(String(c.name)) || !Array.isArray(c.volumeMounts)) continue
+    for (const m of c.volumeMounts as Named[]) if (!agentVolumeAt.has(String(m.mountPath))) agentVolumeAt.set(String(m.mountPath), String(m.name))
+  }
   const wanted = appMounts(spec)
+    .map((m): JsonObject => ({ ...m, name: agentVolumeAt.get(String(m.mountPath)) ?? m.name }))
+    .filter((m) => volumeNames.has(String(m.name)))
   const changed: string[] = []
   const consider = (container: Named): void => {
     if (OWNED_CONTAINERS.has(String(container.name))) return
     const have = Array.isArray(container.volumeMounts) ? (container.volumeMounts as Named[]) : []
-    const missing = wanted.filter((m) => !have.some((h) => h.name === m.name && h.mountPath === m.mountPath))
+    const missing = wanted.filter((m) => !have.some((h) => (h as JsonObject).mountPath === m.mountPath))
     if (missing.length === 0) return
     appendMounts(container, missing)
     changed.push(String(container.name))

@@ -5,7 +5,7 @@
 // injector-wide settings, then to the table's literal defaults.
 import { ANNOTATION_TABLE, fullName, isOurs, matchAnnotation, type AnnotationKey, type AnnotationSpec, type AnnotationTable, type Scope } from './annotations.ts'
 import type { Settings } from './settings.ts'
-import type { ValueType } from './values.ts'
+import { boolType, type ValueType } from './values.ts'
 
 const MAX_SHOWN_VALUE_CHARS = 120
 
@@ -200,6 +200,9 @@ function defaultRecord(settings: Settings): Readonly<Record<string, unknown>> {
 // the like), text, or "unset" for annotations without a default. Elsewhere
 // vault-k8s fails to parse it, and so do we.
 function parseEntry(spec: AnnotationSpec, raw: string): unknown {
+  // vault-k8s parses booleans with parseutil.ParseBool (mapstructure's weak
+  // decoding), which reads "" as false.
+  if (raw === '' && spec.type === boolType) return false
   if (raw === '') {
     if (spec.emptyOmits) return ''
     if (spec.type.accepts === '') return spec.type.parse('')

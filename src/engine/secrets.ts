@@ -48,7 +48,13 @@ export interface SecretsResult {
 export function collectSecrets(reading: Reading): SecretsResult {
   const errors: string[] = []
   const warnings: string[] = []
-  const rawNames = new Set([...reading.secretNames('secret'), ...reading.secretNames('template')])
+  // As in vault-k8s, a secret is declared by a path, an inline template or a
+  // template file that is not blank; a blank one declares nothing (a blank
+  // path would render `secret ""` and fail the init agent).
+  const rawNames = new Set<string>()
+  for (const key of ['secret', 'templateFile', 'template'] as const) {
+    for (const rawName of reading.secretNames(key)) if (reading.secret(rawName)[key].trim() !== '') rawNames.add(rawName)
+  }
   const secrets: SecretSpec[] = []
   for (const rawName of [...rawNames].sort()) {
     const values = reading.secret(rawName)

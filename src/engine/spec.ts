@@ -155,12 +155,15 @@ function templateConfigFrom(a: PodAnnotations): JsonObject {
   return config
 }
 
-function appContainersFrom(a: PodAnnotations, podSpec: JsonObject, warnings: string[]): string[] {
+function appContainersFrom(r: Reading, podSpec: JsonObject, warnings: string[]): string[] {
+  const a = r.pod
   const all = namedContainers(podSpec, 'containers').map((c) => String(c.name))
-  const chosen = a.injectContainers
-  if (chosen.length === 0) return all
+  // vault-k8s splits the value on commas as written: "a, b" names "a" and
+  // " b" (no such container), and "" names none.
+  if (!r.isSet('injectContainers')) return all
+  const chosen = a.injectContainers.split(',')
   for (const name of chosen) {
-    if (!all.includes(name)) warnings.push(`vault.hashicorp.com/agent-inject-containers: the pod has no container ${showValue(name)}`)
+    if (!all.includes(name)) warnings.push(`vault.hashicorp.com/agent-inject-containers: the pod has no container ${showValue(name)}${name.trim() !== name ? ' (names are not trimmed, as in vault-k8s)' : ''}`)
   }
   return all.filter((name) => chosen.includes(name))
 }
@@ -223,6 +226,8 @@ export function buildSpec(r: Reading, podSpec: JsonObject, settings: Settings, c
   const configMap = a.configMap
   const address = a.service
   if (!configMap) {
+    // An explicit "" is not the default: vault-k8s refuses it.
+    if (authType === '') errors.push('vault.hashicorp.com/auth-type: "" names no auth method (leave it out for kubernetes)')
     if (authType === 'kubernetes' && role === '' && !authConfig.role) {
       errors.push('vault.hashicorp.com/role: missing; Kubernetes auth needs the Vault role to log in as (or set vault.hashicorp.com/auth-config-role)')
     }
@@ -248,8 +253,9 @@ export function buildSpec(r: Reading, podSpec: JsonObject, settings: Settings, c
     errors.push('vault.hashicorp.com/agent-share-process-namespace: "true" conflicts with the pod\'s spec.shareProcessNamespace: false')
   }
   const copyFrom = a.copyVolumeMounts
+  // vault-k8s copies nothing then; a warning says so.
   if (copyFrom !== '' && ![...namedContainers(podSpec, 'containers'), ...namedContainers(podSpec, 'initContainers')].some((c) => c.name === copyFrom)) {
-    errors.push(`vault.hashicorp.com/agent-copy-volume-mounts: ${showValue(copyFrom)} names no container of the pod`)
+    warnings.push(`vault.hashicorp.com/agent-copy-volume-mounts: ${showValue(copyFrom)} names no container of the pod; no mounts are copied`)
   }
   const irsa = authType === 'aws' ? irsaFrom(podSpec) : { env: [] }
   const cacheEnable = a.cacheEnable
@@ -287,7 +293,7 @@ export function buildSpec(r: Reading, podSpec: JsonObject, settings: Settings, c
     prePopulateOnly,
     initFirst: a.initFirst,
     native,
-    appContainers: appContainersFrom(a, podSpec, warnings),
+    appContainers: appContainersFrom(r, podSpec, warnings),
     configMap,
     extraSecret: a.extraSecret,
     copyVolumeMountsFrom: copyFrom,

@@ -77,6 +77,12 @@ export function enumType(values: readonly string[]): TextType {
   return textType((raw) => values.includes(raw), `is not accepted (${values.join(', ')})`)
 }
 
+// The Vault Agent reads log levels and formats in any case (it lowercases
+// them); the value is kept as written.
+export function caseInsensitiveEnumType(values: readonly string[]): TextType {
+  return textType((raw) => values.includes(raw.trim().toLowerCase()), `is not accepted (${values.join(', ')}; any case)`)
+}
+
 // File mode in octal, as Vault's template `perms` takes it.
 export const permsType = textType((raw) => /^0?[0-7]{3}$/.test(raw), 'is not an octal file mode (e.g. 0400, 0644)')
 

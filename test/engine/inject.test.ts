@@ -126,7 +126,7 @@ t.test('invalid annotations deny with the annotation, the value and what is acce
     ['service', 'vault:8200', 'vault.hashicorp.com/service: "vault:8200" is not an http or https URL (e.g. https://vault.example.com:8200)'],
     ['agent-json-patch', '{"op":"add"}', 'vault.hashicorp.com/agent-json-patch: "{\\"op\\":\\"add\\"}" is not a JSON Patch (a JSON array of RFC 6902 operations)'],
     ['agent-inject-perms-db', '999', 'vault.hashicorp.com/agent-inject-perms-db: "999" is not an octal file mode (e.g. 0400, 0644)'],
-    ['log-level', 'loud', 'vault.hashicorp.com/log-level: "loud" is not accepted (trace, debug, info, warn, error)'],
+    ['log-level', 'loud', 'vault.hashicorp.com/log-level: "loud" is not accepted (trace, debug, notice, info, warn, warning, err, error; any case)'],
     ['template-lease-renewal-threshold', '2', 'vault.hashicorp.com/template-lease-renewal-threshold: "2" is not a fraction between 0 and 1 (e.g. 0.9)'],
     ['tls-secret', 'Not_A_Name', 'vault.hashicorp.com/tls-secret: "Not_A_Name" is not a Kubernetes object name (lowercase letters, digits, "-" and ".")'],
     ['secret-volume-path', 'relative/path', 'vault.hashicorp.com/secret-volume-path: "relative/path" is not an absolute path without ".." (e.g. /vault/secrets)'],
