@@ -136,7 +136,14 @@ export function injectPod(input: EngineInput): EngineResult {
   }
   const reading = readAnnotations(annotations, input.annotationDefaults ?? {}, input.settings)
   const built = buildSpec(reading, userSpec, input.settings, { isJob: ownedByJob(pod, input.workloadKind), keepProjectedToken: hadProjectedToken })
-  if (!built.spec) return restoreManagedFields(result('deny', built.errors.join('; '), copyForMutation(original), built.warnings), managedFields)
+  if (!built.spec) {
+    // An injected pod is never denied (vault-k8s does not read its annotations
+    // again): a reinvocation or a restored pod passes unchanged.
+    if (status === 'injected') {
+      return restoreManagedFields(result('skip', `already injected; not topped up: ${built.errors.join('; ')}`, copyForMutation(original), built.warnings), managedFields)
+    }
+    return restoreManagedFields(result('deny', built.errors.join('; '), copyForMutation(original), built.warnings), managedFields)
+  }
 
   let toppedUp: string[] = []
   try {

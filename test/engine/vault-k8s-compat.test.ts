@@ -27,6 +27,12 @@ t.test('1. status "injected" without the injected volumes: left unchanged, no mo
   const r = inject(pod({ role: 'web', 'agent-inject-status': 'injected', 'agent-inject-secret-db': 'secret/db' }))
   t.equal(r.patch.length, 0, JSON.stringify(r.patch))
   t.equal(r.decision, 'skip')
+  // vault-k8s never reads the annotations of an injected pod: nothing is denied.
+  for (const bad of [{ 'agent-auto-auth-exit-on-err': 'yes' }, { 'auth-type': '' }, {}]) {
+    const again = inject(pod({ 'agent-inject-status': 'injected', ...bad }))
+    t.equal(again.decision, 'skip', again.reason)
+    t.equal(again.patch.length, 0)
+  }
 })
 
 t.test('2. agent-enable-quit alone: cache {} without use_auto_auth_token, as vault-k8s', async (t) => {
