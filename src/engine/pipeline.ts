@@ -102,6 +102,8 @@ function gate(input: EngineInput, pod: JsonObject): EngineResult | undefined {
   if (!inject) return result('skip', `${INJECT_ANNOTATION} is "${String(raw)}"`, pod)
   const phase = (pod.status as JsonObject | undefined)?.phase
   if (phase !== undefined && phase !== '' && phase !== 'Pending') return result('skip', `the pod is ${String(phase)}, not Pending`, pod)
+  // vault-k8s looks at the status first: an injected pod is let through anywhere.
+  if (SYSTEM_NAMESPACES.has(input.namespace) && annotations[STATUS_ANNOTATION] === 'injected') return result('skip', 'already injected', pod)
   if (SYSTEM_NAMESPACES.has(input.namespace)) {
     return result('deny', `error with request namespace: cannot inject into system namespaces: ${input.namespace}`, pod)
   }

@@ -27,6 +27,11 @@ t.test('1. status "injected" without the injected volumes: left unchanged, no mo
   const r = inject(pod({ role: 'web', 'agent-inject-status': 'injected', 'agent-inject-secret-db': 'secret/db' }))
   t.equal(r.patch.length, 0, JSON.stringify(r.patch))
   t.equal(r.decision, 'skip')
+  // vault-k8s checks the status before the namespace: an injected pod in a
+  // system namespace passes too.
+  const system = inject(pod({ role: 'web', 'agent-inject-status': 'injected' }), 'kube-system')
+  t.equal(system.decision, 'skip', system.reason)
+  t.equal(inject(pod({ role: 'web' }), 'kube-system').decision, 'deny')
   // vault-k8s never reads the annotations of an injected pod: nothing is denied.
   for (const bad of [{ 'agent-auto-auth-exit-on-err': 'yes' }, { 'auth-type': '' }, {}]) {
     const again = inject(pod({ 'agent-inject-status': 'injected', ...bad }))
