@@ -43,7 +43,7 @@ export function annotationsMarkdown(): string {
     '',
     '<!-- Generated from src/engine/annotations.ts and src/engine/settings.ts by `npm run docs`. Do not edit. -->',
     '',
-    `vault-injector reads the ${ANNOTATIONS.filter((a) => a.prefix === 'vault.hashicorp.com/').length} \`vault.hashicorp.com/\` annotations of vault-k8s with the same names, defaults and meanings, plus its own under \`vault-injector.dev/\`. A value that does not parse denies the pod with a message naming the annotation, the value and what is accepted. Precedence: the pod's annotation, then the namespace default from the policy file, then the injector-wide setting, then the built-in default.`,
+    `vault-injector reads the ${ANNOTATIONS.filter((a) => a.prefix === 'vault.hashicorp.com/').length} \`vault.hashicorp.com/\` annotations of vault-k8s with the same names, defaults and meanings, plus its own under \`vault-injector.dev/\`. A value that does not parse denies the pod with a message naming the annotation, the value and what is accepted; a boolean set to \"\" reads as false, as in vault-k8s. Where the answer differs from vault-k8s on purpose, the row says why (and the README's compatibility section lists every case). Precedence: the pod's annotation, then the namespace default from the policy file, then the injector-wide setting, then the built-in default.`,
     '',
   ]
   for (const group of Object.keys(GROUP_TITLES) as Group[]) {

@@ -33,7 +33,8 @@ t.test('1. status "injected" without the injected volumes: left unchanged, no mo
   t.equal(system.decision, 'skip', system.reason)
   t.equal(inject(pod({ role: 'web' }), 'kube-system').decision, 'deny')
   // vault-k8s never reads the annotations of an injected pod: nothing is denied.
-  for (const bad of [{ 'agent-auto-auth-exit-on-err': 'yes' }, { 'auth-type': '' }, {}]) {
+  const bads: Record<string, string>[] = [{ 'agent-auto-auth-exit-on-err': 'yes' }, { 'auth-type': '' }, {}]
+  for (const bad of bads) {
     const again = inject(pod({ 'agent-inject-status': 'injected', ...bad }))
     t.equal(again.decision, 'skip', again.reason)
     t.equal(again.patch.length, 0)
