@@ -145,6 +145,12 @@ export function collectFacts(pod: JsonObject): Facts {
     const skip = envValue(container, 'VAULT_SKIP_VERIFY')
     if (skip && (skip.from || /^(1|t|true)$/i.test(skip.value ?? ''))) facts.tlsSkipVerify = true
     if (config || addr || ns) namespaceSeen = true
+    // Whatever put them there (secret-volume-path, copy-volume-mounts, a
+    // patch): a volume over the agent's program or trust store changes what
+    // runs and whom it trusts.
+    for (const m of list(container.volumeMounts)) {
+      if (AGENT_SYSTEM_PATHS.test(String(m.mountPath))) facts.unjudgeable.push(`${String(container.name)}: a volume is mounted at ${String(m.mountPath)}, over the agent's program or trust store`)
+    }
   }
   if (namespaceSeen && facts.vaultNamespaces.length === 0) facts.vaultNamespaces.push('root')
   facts.roles = [...new Set(facts.roles)]
@@ -153,6 +159,8 @@ export function collectFacts(pod: JsonObject): Facts {
   facts.vaultNamespaces = [...new Set(facts.vaultNamespaces)]
   return facts
 }
+
+const AGENT_SYSTEM_PATHS = /^\/(bin|sbin|usr|lib|lib64|lib32|etc|proc|sys|dev)?(\/|$)/
 
 // Environment variables a patch may change without changing what is judged.
 const HARMLESS_ENV = new Set(['VAULT_LOG_LEVEL', 'VAULT_LOG_FORMAT', 'GOMAXPROCS', 'GOMEMLIMIT', 'TZ'])

@@ -24,6 +24,7 @@ export const ESCAPE_HATCHES = [
   'tls-server-name',
   'host-aliases',
   'dns-config',
+  'share-process-namespace',
 ] as const
 
 export type EscapeHatch = (typeof ESCAPE_HATCHES)[number]
@@ -89,7 +90,11 @@ export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, s
   const aliased = (Array.isArray(spec.hostAliases) ? spec.hostAliases : []).flatMap((a) => (isObject(a) && Array.isArray(a.hostnames) ? a.hostnames.map((h) => String(h).toLowerCase()) : []))
   const redirected = hosts.filter((h) => aliased.includes(h))
   if (redirected.length > 0) add('host-aliases', `spec.hostAliases points the Vault host ${listed(redirected)} at an address the pod chooses`)
-  const dns = isObject(spec.dnsConfig) && Array.isArray(spec.dnsConfig.nameservers) && spec.dnsConfig.nameservers.length > 0
-  if ((dns || spec.dnsPolicy === 'None') && hosts.some((h) => !/^[\d.]+$|^\[/.test(h))) add('dns-config', 'the pod chooses its own DNS servers (spec.dnsConfig / dnsPolicy: None), and with them where the Vault host name leads')
+  // Name servers, search domains or options (ndots) of the pod's choosing.
+  const dns = isObject(spec.dnsConfig) && Object.values(spec.dnsConfig).some((v) => Array.isArray(v) && v.length > 0)
+  if ((dns || spec.dnsPolicy === 'None') && hosts.some((h) => !/^[\d.]+$|^\[/.test(h))) add('dns-config', 'the pod chooses its own DNS (spec.dnsConfig / dnsPolicy: None), and with it where the Vault host name leads')
+  const shared = `${V}agent-share-process-namespace`
+  const final = facts.agents.length > 0 && isObject(pod.spec) ? pod.spec.shareProcessNamespace === true || (own(annotations, defaults, shared) !== undefined && TRUE.test(String(annotations[shared]))) : false
+  if (final && defaults[shared] === undefined) add('share-process-namespace', 'the app shares the agents\' process namespace and can reach their Vault token through /proc')
   return out
 }

@@ -161,7 +161,13 @@ function check(c: CompiledRule, s: PolicySubject): string[] {
       else if (!c.roles(role)) problems.push(`Vault role ${quote(role)} is not allowed in namespace ${s.namespace} (allowed: ${list(allow.roles)})`)
     }
   }
-  if (c.authPaths) for (const path of f.authPaths) if (!c.authPaths(path)) problems.push(`auth path ${quote(path)} is not allowed (allowed: ${list(allow.authPaths)})`)
+  if (c.authPaths) {
+    for (const path of f.authPaths) {
+      const bad = pathProblem(path)
+      if (bad || path.includes('?')) problems.push(`auth path ${quote(path)} is refused: it ${bad ?? 'carries a query'}`)
+      else if (!c.authPaths(path)) problems.push(`auth path ${quote(path)} is not allowed (allowed: ${list(allow.authPaths)})`)
+    }
+  }
   if (c.addresses) {
     for (const raw of f.addresses) {
       const parsed = parseAddress(raw)
@@ -170,7 +176,11 @@ function check(c: CompiledRule, s: PolicySubject): string[] {
     }
   }
   if (c.vaultNamespaces) {
-    for (const ns of f.vaultNamespaces) if (!c.vaultNamespaces(ns)) problems.push(`Vault namespace ${quote(ns)} is not allowed (allowed: ${list(allow.vaultNamespaces)})`)
+    for (const ns of f.vaultNamespaces) {
+      const bad = pathProblem(ns.replace(/\/$/, ''))
+      if (bad || ns.includes('?')) problems.push(`Vault namespace ${quote(ns)} is refused: it ${bad ?? 'carries a query'}`)
+      else if (!c.vaultNamespaces(ns.replace(/\/$/, ''))) problems.push(`Vault namespace ${quote(ns)} is not allowed (allowed: ${list(allow.vaultNamespaces)})`)
+    }
   }
   if (c.secretPaths) {
     for (const { path, file } of f.secretPaths) {

@@ -60,6 +60,12 @@ const attacks: Attack[] = [
   { name: 'another token to log in with', annotations: { ...SECRET, [`${V}auth-config-token-path`]: '/vault/custom/other-token' }, denied: /escape hatch auth-config: vault.hashicorp.com\/auth-config-token-path/ },
   { name: 'hostAliases redirect the pinned host', annotations: SECRET, spec: { hostAliases: [{ ip: '192.0.2.66', hostnames: ['a.vault.corp.example.com'] }] }, denied: /escape hatch host-aliases/ },
   { name: 'DNS of the pod\'s choosing', annotations: SECRET, spec: { dnsPolicy: 'None', dnsConfig: { nameservers: ['192.0.2.53'] } }, denied: /escape hatch dns-config/ },
+  { name: 'search domains of the pod\'s choosing', annotations: SECRET, spec: { dnsConfig: { searches: ['attacker.example'], options: [{ name: 'ndots', value: '9' }] } }, denied: /escape hatch dns-config/ },
+  { name: 'a shared process namespace', annotations: { ...SECRET, [`${V}agent-share-process-namespace`]: 'true' }, denied: /escape hatch share-process-namespace/ },
+  { name: 'a rendered file over the agent\'s trust store', annotations: { [`${V}agent-inject-template-ca.pem`]: '-----BEGIN CERTIFICATE-----\nMIIB…\n-----END CERTIFICATE-----\n', [`${V}secret-volume-path-ca.pem`]: '/etc/ssl/certs' }, denied: /a volume is mounted at \/etc\/ssl\/certs, over the agent's program or trust store/ },
+  { name: 'copied mounts over the agent\'s program', annotations: { ...SECRET, [`${V}agent-copy-volume-mounts`]: 'app' }, spec: { volumes: [{ name: 'tools', emptyDir: {} }], containers: [{ name: 'app', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'tools', mountPath: '/usr/local/bin' }] }] }, denied: /a volume is mounted at \/usr\/local\/bin/ },
+  { name: 'dot segments in the auth path', annotations: { ...SECRET, [`${V}auth-path`]: 'auth/kubernetes/../approle' }, denied: /auth path .* is refused: it has an empty, . or .. segment/ },
+  { name: 'dot segments in the Vault namespace', annotations: { ...SECRET, [`${V}namespace`]: 'team-a/../team-b' }, denied: /Vault namespace .* is refused/ },
 ]
 
 function podFor(a: Pick<Attack, 'annotations' | 'spec'>): JsonObject {
