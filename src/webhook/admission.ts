@@ -54,15 +54,23 @@ function badRequest(message: string): AdmissionOutcome {
   return { statusCode: 400, body: { statusCode: 400, error: 'Bad Request', message } }
 }
 
-// Iterative, so a hostile document cannot exhaust the stack here.
+// Recursive, but never deeper than `limit` frames, so a hostile document
+// cannot exhaust the stack here. No allocation per node: on the large pod
+// the earlier walk (a tuple and an Object.values array per object) was a
+// tenth of the server's time.
 export function depthExceeds(value: unknown, limit: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]]
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!
-    if (typeof node !== 'object' || node === null) continue
-    if (depth > limit) return true
-    for (const child of Object.values(node)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
+  return deeperThan(value, limit)
+}
+
+function deeperThan(node: unknown, levelsLeft: number): boolean {
+  if (typeof node !== 'object' || node === null) return false
+  if (levelsLeft === 0) return true
+  if (Array.isArray(node)) {
+    for (const child of node) if (deeperThan(child, levelsLeft - 1)) return true
+    return false
   }
+  const record = node as Record<string, unknown>
+  for (const key in record) if (Object.hasOwn(record, key) && deeperThan(record[key], levelsLeft - 1)) return true
   return false
 }
 

@@ -53,6 +53,13 @@ export interface WebhookServer {
 const DEFAULT_TIMEOUTS: ServerTimeouts = { handshakeMs: 10_000, headersMs: 10_000, requestMs: 30_000, checkIntervalMs: 1_000 }
 // Longer than the API server's idle connection reuse, so it rarely races a close.
 const KEEP_ALIVE_TIMEOUT_MS = 65_000
+// Bytes of review bodies being processed at once (by Content-Length, or the
+// largest body accepted when there is none). This, not the count of reviews,
+// bounds the heap: a parsed review holds about 1.5× its body besides the body
+// itself, so 8 MiB in flight is some 24 MiB of live heap, well inside the heap
+// bound `npm start` and the image give Node (README, Performance). Never less
+// than one largest body, so any accepted review can be served alone.
+export const BODY_BYTES_IN_FLIGHT = 8 * 1024 * 1024
 
 export function parseListen(listen: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen.trim())
@@ -137,6 +144,8 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
 
   const metrics = createMetrics()
   let inFlight = 0
+  const bodyBudget = Math.max(BODY_BYTES_IN_FLIGHT, settings.maxBodyBytes)
+  let bodyBytesInFlight = 0
   let closing = false
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -149,7 +158,7 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
 
   // Per /mutate request: whether it holds a concurrency slot, and the decision
   // (for the duration histogram's label).
-  const reviews = new WeakMap<FastifyRequest, { counted: boolean; decision: string }>()
+  const reviews = new WeakMap<FastifyRequest, { counted: boolean; bodyBytes: number; decision: string }>()
   const isReview = (request: FastifyRequest): boolean => request.method === 'POST' && request.routeOptions.url === '/mutate'
 
   // A bound on reviews processed at once: beyond it the API server gets a 503
@@ -160,17 +169,21 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
     if (state?.counted) {
       state.counted = false
       inFlight--
+      bodyBytesInFlight -= state.bodyBytes
       metrics.queueLength.set(inFlight)
     }
   }
   app.addHook('onRequest', async (request, reply) => {
     if (!isReview(request)) return
-    if (inFlight >= settings.maxConcurrentRequests) {
-      reviews.set(request, { counted: false, decision: 'overloaded' })
+    const declared = Number(request.headers['content-length'])
+    const bodyBytes = request.headers['content-length'] !== undefined && Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, settings.maxBodyBytes) : settings.maxBodyBytes
+    if (inFlight >= settings.maxConcurrentRequests || bodyBytesInFlight + bodyBytes > bodyBudget) {
+      reviews.set(request, { counted: false, bodyBytes: 0, decision: 'overloaded' })
       return reply.code(503).header('retry-after', '1').send(errorBody(503, 'too many reviews in flight'))
     }
-    reviews.set(request, { counted: true, decision: 'invalid' })
+    reviews.set(request, { counted: true, bodyBytes, decision: 'invalid' })
     inFlight++
+    bodyBytesInFlight += bodyBytes
     metrics.queueLength.set(inFlight)
   })
   app.addHook('onResponse', async (request, reply) => {

@@ -139,6 +139,11 @@ t.test('helpers: depth limit and log redaction', async (t) => {
   for (let i = 0; i < 150; i++) deep = [deep]
   t.ok(depthExceeds(deep, 100))
   t.notOk(depthExceeds({ a: { b: [1, { c: 2 }] } }, 100))
+  // Exactly at the limit passes, one level more does not (objects and arrays alike).
+  const nest = (levels: number): unknown => (levels === 1 ? { leaf: 'x' } : levels % 2 ? { a: nest(levels - 1) } : [nest(levels - 1)])
+  t.notOk(depthExceeds(nest(100), 100))
+  t.ok(depthExceeds(nest(101), 100))
+  t.ok(depthExceeds({ z: 1, ok: [1, 2], deep: nest(100) }, 100), 'found below a sibling that is shallow')
   t.equal(redactValues('agent-limits-cpu: "s3cr\\"et" is not a quantity'), 'agent-limits-cpu: "(value not logged)" is not a quantity')
 })
 

@@ -7,6 +7,7 @@ import https from 'node:https'
 import fastJsonPatch from 'fast-json-patch'
 import { annotatedPod } from '../helpers/pods.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
+import { BODY_BYTES_IN_FLIGHT } from '../../src/webhook/server.ts'
 
 type Obj = Record<string, any>
 const example = JSON.parse(readFileSync(new URL('../../examples/admission-review.json', import.meta.url), 'utf8')) as Obj
@@ -370,4 +371,35 @@ t.test('slow clients are cut off by the handshake, header and request timeouts',
 
   const r = await slow.request('/mutate', { body: JSON.stringify(example) })
   t.equal(r.status, 200, 'the next good request still succeeds')
+})
+
+t.test('bounded memory: review bodies in flight beyond BODY_BYTES_IN_FLIGHT get 503 at once; small reviews still fit', async (t) => {
+  const s = await startServer()
+  t.teardown(() => s.server.close())
+  const big = Math.floor(BODY_BYTES_IN_FLIGHT * 0.6)
+  // Hold one large review open: headers sent, body not finished.
+  const hold = (): ReturnType<typeof https.request> => {
+    const held = https.request(s.url + '/mutate', { method: 'POST', ca: s.ca.certPem, headers: { 'content-type': 'application/json', 'content-length': big } })
+    held.on('error', () => {})
+    held.write('{')
+    return held
+  }
+  const first = hold()
+  await new Promise((r) => setTimeout(r, 200))
+  const second = await new Promise<number>((resolve) => {
+    const req = https.request(s.url + '/mutate', { method: 'POST', ca: s.ca.certPem, headers: { 'content-type': 'application/json', 'content-length': big } }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', () => resolve(0))
+    req.write('{')
+  })
+  t.equal(second, 503, 'a second large body would pass the budget')
+  t.equal((await s.request('/mutate', { body: JSON.stringify(example) })).status, 200, 'a typical review still fits beside the held one')
+  first.destroy()
+  await new Promise((r) => setTimeout(r, 200))
+  const again = hold()
+  await new Promise((r) => setTimeout(r, 200))
+  t.match((await s.request('/metrics')).text, /vault_agent_injector_request_queue_length 1/, 'the aborted body gave its bytes back: the next large one was taken')
+  again.destroy()
 })
