@@ -1,13 +1,11 @@
 #!/usr/bin/env node
-// Entry point for `npx vault-injector`. The sources are TypeScript that Node 24
-// runs directly by stripping types; older Node versions cannot, so say so plainly.
-const major = Number(process.versions.node.split('.')[0])
-if (major < 24) {
-  process.stderr.write(
-    `vault-injector needs Node.js 24 or later (this is ${process.version}).\n` +
-      'Run it through npm (npx vault-injector, npm start) after `npm ci`: the project brings its own Node 24.\n',
-  )
-  process.exit(2)
-}
-const { buildProgram } = await import('../src/cli.ts')
+// Entry point of the `vault-injector` command. In a clone it runs the
+// TypeScript sources (Node 24 strips the types; no build step). The npm
+// package ships no sources but dist/, their stripped build: Node does not
+// strip types under node_modules/ (ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING).
+import './require-node.js'
+import { existsSync } from 'node:fs'
+
+const cli = new URL(existsSync(new URL('../src/cli.ts', import.meta.url)) ? '../src/cli.ts' : '../dist/cli.js', import.meta.url)
+const { buildProgram } = await import(cli.href)
 await (await buildProgram(process.argv)).parseAsync(process.argv)

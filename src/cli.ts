@@ -2,10 +2,10 @@
 // exports `register(program)`; this file only assembles them. Only the module
 // of the subcommand being run is loaded, so the long-running `serve` does not
 // carry the CLI-only code (YAML suites, JSON Schema validators) in memory.
+// First: on Node.js < 24, a clear message and exit 1 (bin/require-node.js).
+import '../bin/require-node.js'
 import { Command } from 'commander'
-import { readFileSync } from 'node:fs'
-
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+import { VERSION } from './version.ts'
 
 type Register = (program: Command) => void
 const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
@@ -15,13 +15,14 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   explain: () => import('./cli/explain.ts'),
   review: () => import('./cli/review.ts'),
   test: () => import('./cli/test.ts'),
+  version: () => import('./cli/version.ts'),
 }
 
 // argv as process.argv has it; without a known subcommand (help, typos) all are loaded.
 export async function buildProgram(argv: readonly string[] = process.argv): Promise<Command> {
   const program = new Command('vault-injector')
     .description('Kubernetes mutating webhook that injects Vault Agent into annotated pods (vault-k8s compatible).')
-    .version(pkg.version)
+    .version(VERSION)
     .showHelpAfterError()
     // Usage errors exit 2 (1 is kept for "the input was judged and failed").
     .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2))

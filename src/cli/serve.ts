@@ -16,6 +16,7 @@ import type { NamespaceLabels } from '../kube/namespaces.ts'
 import type { PolicyWatcher } from '../policy/load.ts'
 import { createLogger } from '../log.ts'
 import { buildServer, parseListen, type ServerOptions } from '../webhook/server.ts'
+import { VERSION } from '../version.ts'
 import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
 
 // SIGTERM to exit: the pod's terminationGracePeriodSeconds is 30 by default.
@@ -122,7 +123,7 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
   const vaultNote = startup.settings.vaultAddress === DEFAULT_VAULT_ADDRESS ? ' (the default; set AGENT_INJECT_VAULT_ADDR)' : ''
   server.app.log.info({ vaultAddress: startup.settings.vaultAddress }, `agents will use Vault at ${startup.settings.vaultAddress}${vaultNote}`)
   const address = await server.listen()
-  server.app.log.info({ address }, `vault-injector serving AdmissionReviews on ${address}/mutate`)
+  server.app.log.info({ address, version: VERSION }, `vault-injector ${VERSION} serving AdmissionReviews on ${address}/mutate`)
   if (startup.localCa) printLocalCaNote(startup.localCa, address)
 
   let stopping = false

@@ -180,19 +180,30 @@ t.test('kustomize builds both variants (kubectl kustomize)', { skip: kubectl.sta
   t.same(find(certManager, 'ClusterRole').rules, [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] }], 'only the namespace-label read stays')
 })
 
-t.test('Dockerfile: Node 24, production dependencies only, what runs is copied, numeric non-root user as in the Deployment', async (t) => {
+t.test('Dockerfile: Node 24, bases pinned by digest, npm only in the build stages, production dependencies only, what runs is copied, numeric non-root user as in the Deployment', async (t) => {
   const text = readFileSync(new URL('Dockerfile', root), 'utf8')
-  const from = [...text.matchAll(/^FROM (\S+)/gm)].map((m) => m[1])
-  t.ok(from.length >= 2 && from.every((image) => /^node:24[-.]/.test(image!)), `multi-stage on Node 24: ${from}`)
+  const args = Object.fromEntries([...text.matchAll(/^ARG (\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]))
+  t.match(args.NODE_IMAGE, /^docker\.io\/library\/node:24-bookworm-slim@sha256:[0-9a-f]{64}$/, 'Node 24 base pinned by digest')
+  t.match(args.RUNTIME_IMAGE, /^docker\.io\/library\/debian:bookworm-slim@sha256:[0-9a-f]{64}$/, 'runtime base: the same Debian release, pinned by digest')
+  const stages = text.split(/^FROM /m).slice(1)
+  t.same(stages.map((s) => s.split(/\s/)[0]), ['${NODE_IMAGE}', '${NODE_IMAGE}', '${RUNTIME_IMAGE}'], 'two build stages on Node, the last on plain Debian')
+  const runtime = stages.at(-1)!
+  t.notMatch(runtime, /^RUN /m, 'the runtime stage runs nothing (no package manager, no shell step)')
+  t.match(runtime, /^COPY --from=build \/usr\/local\/bin\/node \/usr\/local\/bin\/node$/m, 'only the node binary comes from the Node image: npm stays behind')
+  for (const label of ['title', 'description', 'version', 'revision', 'licenses', 'base.name']) t.match(runtime, new RegExp(`org\\.opencontainers\\.image\\.${label.replace('.', '\\.')}=`), `OCI label ${label}`)
+  const pkgVersion = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string }).version
+  t.match(runtime, new RegExp(`^ARG VERSION=${pkgVersion.replaceAll('.', '\\.')}$`, 'm'), 'the default version label is package.json\'s')
   t.match(text, /npm ci --omit=dev/)
   for (const path of ['src', 'dist', 'schemas', 'package.json']) t.match(text, new RegExp(`^COPY (--from=\\S+ )?(/app/)?${path}\\b`, "m"), `copies ${path}`)
   // Every file or directory outside src/ that the sources read must be in the
   // image (certs/ is where the local-only embedded CA is written, not read).
   const copied = [...text.matchAll(/^COPY (?:--from=\S+ )?(\S+)/gm)].map((m) => m[1]!.replace(/\/$/, ''))
   for (const file of sourceFiles(new URL('src/', root))) {
-    for (const m of readFileSync(file, 'utf8').matchAll(/new URL\('([^']+)', import\.meta\.url\)/g)) {
-      const top = new URL(m[1]!, file).pathname.slice(root.pathname.length).split('/')[0]!
-      if (top !== 'src' && top !== 'certs') t.ok(copied.includes(top), `${file.pathname.slice(root.pathname.length)} reads ${m[1]}: ${top} is copied`)
+    for (const m of readFileSync(file, 'utf8').matchAll(/new URL\('([^']+)', import\.meta\.url\)|^import '(\.[^']+)'/gm)) {
+      const target = m[1] ?? m[2]!
+      const path = new URL(target, file).pathname.slice(root.pathname.length)
+      const top = path.split('/')[0]!
+      if (top !== 'src' && top !== 'certs') t.ok(copied.includes(top) || copied.includes(path), `${file.pathname.slice(root.pathname.length)} reads ${target}: ${path} is copied`)
     }
   }
   const user = /^USER (\d+):(\d+)$/m.exec(text)
