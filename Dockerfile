@@ -43,6 +43,8 @@ COPY package.json package-lock.json ./
 # esbuild's binary comes in its platform package, so no install script runs.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
+# The Node version check src/cli.ts imports first (bundled into dist/cli.js).
+COPY bin/require-node.js ./bin/require-node.js
 # The build checks that the files the code reads at run time are there.
 COPY schemas ./schemas
 COPY scripts/build.ts ./scripts/build.ts
@@ -61,13 +63,11 @@ LABEL org.opencontainers.image.title="vault-injector" \
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app
 ENV NODE_ENV=production
-# Only what runs: dependencies, sources, the Node version check they import
-# first, the JSON Schemas the CLI loads at start (policy and test suites), and
-# package.json (version, "type": "module").
+# Only what runs: dependencies, sources, the JSON Schemas the CLI loads at
+# start (policy and test suites), and package.json (version, "type": "module").
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY --from=build /app/dist ./dist
-COPY bin/require-node.js ./bin/require-node.js
 COPY schemas ./schemas
 # Numeric user and group (not in /etc/passwd), so the kubelet can check
 # runAsNonRoot; manifests/base/deployment.yaml runs as the same 10001.

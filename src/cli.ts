@@ -5,7 +5,7 @@
 // First: on Node.js < 24, a clear message and exit 1 (bin/require-node.js).
 import '../bin/require-node.js'
 import { Command } from 'commander'
-import { VERSION } from './version.ts'
+import { VERSION } from './cli/version.ts'
 
 type Register = (program: Command) => void
 const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {

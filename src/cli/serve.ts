@@ -16,7 +16,7 @@ import type { NamespaceLabels } from '../kube/namespaces.ts'
 import type { PolicyWatcher } from '../policy/load.ts'
 import { createLogger } from '../log.ts'
 import { buildServer, parseListen, type ServerOptions } from '../webhook/server.ts'
-import { VERSION } from '../version.ts'
+import { VERSION } from './version.ts'
 import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
 
 // SIGTERM to exit: the pod's terminationGracePeriodSeconds is 30 by default.

@@ -69,7 +69,9 @@ t.test('npm pack: the built CLI, its schemas and nothing of the clone', async (t
   const [info] = JSON.parse(packed.stdout) as [{ filename: string; files: { path: string }[] }]
   tarball = join(work, info.filename)
   const files = info.files.map((f) => f.path)
-  for (const file of ['package.json', 'bin/vault-injector.js', 'bin/require-node.js', 'dist/cli.js', 'dist/engine/pipeline.js', 'schemas/policy.schema.json']) t.ok(files.includes(file), `has ${file}`)
+  for (const file of ['package.json', 'bin/vault-injector.js', 'bin/require-node.js', 'dist/cli.js', 'schemas/policy.schema.json']) t.ok(files.includes(file), `has ${file}`)
+  t.ok(files.some((f) => /^dist\/chunks\/.+\.js$/.test(f)), 'the on-demand chunks')
+  t.notOk(files.some((f) => f.endsWith('.map')), 'no source maps (they point at sources the package does not ship)')
   const foreign = files.filter((f) => /^(src|test|bench|scripts|manifests|examples|docs|node_modules)\//.test(f) || f.endsWith('.ts'))
   t.same(foreign, [], 'no sources, tests or other parts of the clone')
 })
