@@ -7,6 +7,7 @@ import { RenderError } from './containers.ts'
 import { diff } from './diff.ts'
 import { PROJECTED_TOKEN_VOLUME, tokenPath } from './token.ts'
 import { applyInjection, reservedNameClashes, STATUS_ANNOTATION, stripInjection, topUpMounts } from './pod.ts'
+import { unknownAnnotationWarnings } from './suggest.ts'
 import { readAnnotations, showValue } from './read.ts'
 import { parseGoBool } from './values.ts'
 import { buildSpec, type AgentSpec } from './spec.ts'
@@ -94,7 +95,9 @@ function gate(input: EngineInput, pod: JsonObject): EngineResult | undefined {
   const problem = shapeProblem(pod)
   const annotations = ((pod.metadata as JsonObject | undefined)?.annotations ?? {}) as JsonObject
   const raw = isObject(annotations) ? annotations[INJECT_ANNOTATION] : undefined
-  if (raw === undefined) return result('skip', `not annotated: ${INJECT_ANNOTATION} is not set`, pod)
+  // Not ours to inject; but a key under our prefixes the table does not know
+  // is most often a typo of the trigger itself (agent-injet): say so.
+  if (raw === undefined) return result('skip', `not annotated: ${INJECT_ANNOTATION} is not set`, pod, isObject(annotations) ? unknownAnnotationWarnings(annotations) : [])
   if (problem) return result('deny', `invalid pod: ${problem}`, pod)
   // "" reads as false in vault-k8s (parseutil.ParseBool): the pod is created uninjected.
   const inject = typeof raw === 'string' ? (raw === '' ? false : parseGoBool(raw)) : undefined

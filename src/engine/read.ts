@@ -3,6 +3,7 @@
 // collected, and the result is a typed record (one property per annotation,
 // its parsed type). Values fall back to namespace defaults, then to the
 // injector-wide settings, then to the table's literal defaults.
+import { MAX_SUGGESTED_KEYS, unknownAnnotationMessage } from './suggest.ts'
 import { ANNOTATION_TABLE, fullName, isOurs, matchAnnotation, type AnnotationKey, type AnnotationSpec, type AnnotationTable, type Scope } from './annotations.ts'
 import type { Settings } from './settings.ts'
 import { boolType, type ValueType } from './values.ts'
@@ -105,10 +106,11 @@ export function readAnnotations(
   const matched = new Set<string>()
   const perSecret = new Map<AnnotationKey, Map<string, unknown>>()
   const keyed = new Map<AnnotationKey, Map<string, string>>()
+  let unknownCount = 0
   for (const [fullKey, entry] of [...entries].sort(([a], [b]) => compareKeys(a, b))) {
     const match = matchAnnotation(fullKey)
     if (!match) {
-      warnings.push(`${fullKey}: unknown annotation, ignored`)
+      warnings.push(unknownAnnotationMessage(fullKey, unknownCount++ < MAX_SUGGESTED_KEYS))
       continue
     }
     matched.add(fullKey)
