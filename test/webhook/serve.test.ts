@@ -51,8 +51,10 @@ function serve(args: string[], env: Record<string, string> = {}): Promise<Runnin
   })
 }
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+function run(args: string[], env: Record<string, string> = {}, killAfterMs?: number): Promise<{ code: number | null; stderr: string }> {
   const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: cleanEnv(env), stdio: ['ignore', 'ignore', 'pipe'] })
+  // A server that starts when it should not is stopped, so the test fails rather than hangs.
+  if (killAfterMs !== undefined) setTimeout(() => child.kill('SIGTERM'), killAfterMs).unref()
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
   return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr })))
@@ -123,6 +125,22 @@ t.test('bad settings: a clear message and exit 2', async (t) => {
   cases.forEach(([args, env, message], i) => {
     const { code, stderr } = results[i]!
     t.equal(code, 2, args.join(' ') || JSON.stringify(env))
+    t.match(stderr, message)
+  })
+})
+
+t.test('confirmed bugs: each of these settings used to start; now exit 2 naming it', async (t) => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [[], { AGENT_INJECT_CPU_LIMIT: 'lots' }, /AGENT_INJECT_CPU_LIMIT: "lots" is not a Kubernetes quantity/],
+    [['--cpu-limit', 'lots'], {}, /--cpu-limit: "lots" is not a Kubernetes quantity/],
+    [['--memory-limit', '128MB'], {}, /--memory-limit: "128MB" is not a Kubernetes quantity/],
+    [[], { AGENT_INJECT_RUN_AS_USER: '-5' }, /AGENT_INJECT_RUN_AS_USER: "-5" is not a user or group ID/],
+    [[], { AGENT_INJECT_VAULT_ADDR: 'vault:8200' }, /AGENT_INJECT_VAULT_ADDR: "vault:8200" is not an http or https URL/],
+  ]
+  const results = await Promise.all(cases.map(([args, env]) => run(['--listen', '127.0.0.1:0', ...args], env, 3_000)))
+  cases.forEach(([args, env, message], i) => {
+    const { code, stderr } = results[i]!
+    t.equal(code, 2, [...args, JSON.stringify(env)].join(' '))
     t.match(stderr, message)
   })
 })
