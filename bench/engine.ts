@@ -1,5 +1,6 @@
 // Engine-only cost per pod: no HTTP, no TLS, no JSON parsing of the request.
-import { defaultSettings, injectPod } from '../src/engine/index.ts'
+import { injectPod } from '../src/engine/index.ts'
+import { defaultSettings } from '../src/settings.ts'
 import type { Scenario } from './scenarios.ts'
 
 export interface EngineFigures {

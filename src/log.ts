@@ -3,7 +3,8 @@
 // passed to it; the redaction below is a second line of defence for request
 // headers.
 import pino, { type DestinationStream, type Logger as PinoLogger } from 'pino'
-import type { Settings } from './engine/settings.ts'
+import type { Settings } from './settings.ts'
+import { pinoLevel } from './webhook/settings.ts'
 
 // What the rest of the code needs from a logger (pino's satisfies it; tests
 // pass their own).
@@ -15,7 +16,7 @@ export interface Logger {
 
 export function createLogger(settings: Pick<Settings, 'logLevel'>, stream?: DestinationStream): PinoLogger {
   const options = {
-    level: settings.logLevel === 'trace' ? 'trace' : settings.logLevel,
+    level: pinoLevel(settings.logLevel),
     base: { service: 'vault-injector' },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },

@@ -1,6 +1,7 @@
 // One workload document through the engine and the policy, as the webhook
 // would judge its pods: shared by inject, explain and test.
-import type { Settings } from '../engine/settings.ts'
+import { UsageError } from '../errors.ts'
+import type { Settings } from '../settings.ts'
 import type { EngineResult } from '../engine/types.ts'
 import { judge, type Judgement } from '../policy/judge.ts'
 import type { PolicyEvaluator, PolicyVerdict } from '../policy/types.ts'
@@ -48,7 +49,7 @@ export function evaluate(object: unknown, options: EvaluateOptions): Evaluation 
 }
 
 // A command-line value that cannot be used (exit 2).
-export class UsageError extends Error {}
+export { UsageError }
 
 // "k=v,k2=v2" → labels.
 export function parseLabels(text: string | undefined): Record<string, string> {

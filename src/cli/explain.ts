@@ -2,10 +2,11 @@
 // would be injected and exactly what, or why not.
 import type { Command } from 'commander'
 import type { AgentSummary } from '../engine/types.ts'
-import { loadPolicyFile, PolicyError } from '../policy/load.ts'
-import { evaluate, parseLabels, UsageError, type Evaluation, type EvaluateOptions } from './evaluate.ts'
-import { InputError, readManifests } from './manifests.ts'
-import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
+import { loadPolicyFile } from '../policy/load.ts'
+import { evaluate, parseLabels, type Evaluation, type EvaluateOptions } from './evaluate.ts'
+import { readManifests } from './manifests.ts'
+import { addAgentSettingsOptions, addInputOptions, settingsFromOptions } from './options.ts'
+import { EXIT, runCommand } from './run.ts'
 
 function containersLine(e: Evaluation): string {
   type Agent = { name?: string; restartPolicy?: string }
@@ -48,13 +49,10 @@ export function register(program: Command): void {
   const command = program
     .command('explain')
     .description('For every pod or pod template in the files, say whether it would be injected and exactly what (agents, secrets → files, auth and token), or why not (annotation, policy rule, namespace).')
-    .requiredOption('-f, --filename <path...>', 'file, directory or - for stdin; repeatable')
-    .option('-n, --namespace <name>', 'namespace for documents that name none', 'default')
-    .option('--policy <file>', 'an InjectorPolicy, as AGENT_INJECT_POLICY_FILE')
-    .option('--namespace-labels <k=v,...>', 'labels of the namespace, for policy label selectors')
-  addSettingsOptions(command, ['namespace', 'podName'])
-  command.action((opts: Record<string, unknown>) => {
-    try {
+  addInputOptions(command)
+  addAgentSettingsOptions(command)
+  command.action((opts: Record<string, unknown>) =>
+    runCommand('explain', () => {
       const options: EvaluateOptions = {
         settings: settingsFromOptions(opts),
         namespace: String(opts.namespace),
@@ -71,10 +69,7 @@ export function register(program: Command): void {
         }
       }
       process.stdout.write((blocks.length > 0 ? blocks.join('\n\n') : 'no pods or pod templates found') + '\n')
-    } catch (error) {
-      if (!(error instanceof InputError || error instanceof SettingsError || error instanceof PolicyError || error instanceof UsageError)) throw error
-      process.stderr.write(`vault-injector explain: ${error.message}\n`)
-      process.exitCode = 2
-    }
-  })
+      return EXIT.ok
+    }),
+  )
 }

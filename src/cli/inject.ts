@@ -3,10 +3,11 @@
 import { Option, type Command } from 'commander'
 import { stringify } from 'yaml'
 import type { JsonObject } from '../engine/types.ts'
-import { loadPolicyFile, PolicyError } from '../policy/load.ts'
-import { evaluate, parseLabels, UsageError, type EvaluateOptions } from './evaluate.ts'
-import { InputError, readManifests, type ManifestDocument } from './manifests.ts'
-import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
+import { loadPolicyFile } from '../policy/load.ts'
+import { evaluate, parseLabels, type EvaluateOptions } from './evaluate.ts'
+import { readManifests, type ManifestDocument } from './manifests.ts'
+import { addAgentSettingsOptions, addInputOptions, settingsFromOptions } from './options.ts'
+import { EXIT, runCommand, type ExitCode } from './run.ts'
 
 export type InjectOptions = EvaluateOptions
 
@@ -78,35 +79,21 @@ export function register(program: Command): void {
     .description(
       'Inject Vault Agent into manifests offline, exactly as the webhook would: Pods and the pod templates of Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job and CronJob. Other kinds pass through unchanged. Exit 0 on success, 1 if any document is denied (denied documents are written unchanged), 2 on a usage or input error.',
     )
-    .requiredOption('-f, --filename <path...>', 'file, directory (its .yaml/.yml/.json files) or - for stdin; repeatable')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
-    .option('-n, --namespace <name>', 'namespace for documents that name none', 'default')
     .option('-q, --quiet', 'print only warnings and denials on stderr')
-    .option('--policy <file>', 'an InjectorPolicy to apply, as the webhook does with AGENT_INJECT_POLICY_FILE')
-    .option('--namespace-labels <k=v,...>', 'labels of the namespace, for policy rules that select by label')
-  addSettingsOptions(command, ['namespace', 'podName'])
-  command.action((opts: Record<string, unknown>) => {
-    process.exitCode = runInject(opts)
-  })
+  addInputOptions(command)
+  addAgentSettingsOptions(command)
+  command.action((opts: Record<string, unknown>) => runCommand('inject', () => runInject(opts)))
 }
 
-function runInject(opts: Record<string, unknown>): number {
-  let outcome: InjectOutcome
-  try {
-    const settings = settingsFromOptions(opts)
-    const policy = typeof opts.policy === 'string' ? loadPolicyFile(opts.policy) : undefined
-    const documents = readManifests(opts.filename as string[])
-    outcome = injectDocuments(documents, { settings, namespace: String(opts.namespace), policy, namespaceLabels: parseLabels(opts.namespaceLabels as string | undefined) })
-  } catch (error) {
-    if (error instanceof InputError || error instanceof SettingsError || error instanceof PolicyError || error instanceof UsageError) {
-      process.stderr.write(`vault-injector inject: ${error.message}\n`)
-      return 2
-    }
-    throw error
-  }
+function runInject(opts: Record<string, unknown>): ExitCode {
+  const settings = settingsFromOptions(opts)
+  const policy = typeof opts.policy === 'string' ? loadPolicyFile(opts.policy) : undefined
+  const documents = readManifests(opts.filename as string[])
+  const outcome = injectDocuments(documents, { settings, namespace: String(opts.namespace), policy, namespaceLabels: parseLabels(opts.namespaceLabels as string | undefined) })
   for (const line of outcome.diagnostics) {
     if (!opts.quiet || !/\): (skipped|injected|re-injected)/.test(line)) process.stderr.write(line + '\n')
   }
   process.stdout.write(opts.output === 'json' ? formatJson(outcome) : formatYaml(outcome))
-  return outcome.denied > 0 ? 1 : 0
+  return outcome.denied > 0 ? EXIT.failed : EXIT.ok
 }

@@ -4,8 +4,9 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseAllDocuments, type Document } from 'yaml'
 import type { JsonObject } from '../engine/types.ts'
+import { UsageError } from '../errors.ts'
 
-export class InputError extends Error {}
+export class InputError extends UsageError {}
 
 export interface ManifestDocument {
   // Where it came from, for messages: "file.yaml#2".

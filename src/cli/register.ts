@@ -7,8 +7,12 @@ import { Option, type Command } from 'commander'
 import { readFileSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
 import { stringify } from 'yaml'
+import { valueProblem } from '../engine/read.ts'
+import { integerType, portType, type ValueType } from '../engine/values.ts'
+import { UsageError } from '../errors.ts'
 import { SECRET_NAME } from '../kube/names.ts'
 import { buildWebhookConfiguration, DEFAULT_WEBHOOK_OPTIONS, urlProblem, type WebhookConfigOptions } from '../kube/webhook-config.ts'
+import { EXIT, runCommand } from './run.ts'
 
 export interface RegisterOptions {
   name: string
@@ -25,14 +29,19 @@ export interface RegisterOptions {
   dryRun?: boolean
 }
 
-// A mistake in the options (exit 2), as opposed to a failure talking to the cluster (exit 1).
-class UsageError extends Error {}
+// The API server allows webhook timeouts of 1 to 30 seconds.
+const timeoutSecondsType = integerType(1, 30, 'is not accepted (1-30)')
+
+// A flag's value through a value parser; a usage error (exit 2) if it does not parse.
+function parsed<T>(flag: string, raw: string, type: ValueType<T>): T {
+  const value = type.parse(raw)
+  if (value === undefined) throw new UsageError(valueProblem(flag, raw, type.accepts))
+  return value
+}
 
 export function webhookOptionsFrom(opts: RegisterOptions, caBundle?: string): WebhookConfigOptions {
-  const timeoutSeconds = Number(opts.timeoutSeconds)
-  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 30) throw new UsageError(`--timeout-seconds: "${opts.timeoutSeconds}" is not accepted (1-30)`)
-  const port = Number(opts.servicePort)
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--service-port: "${opts.servicePort}" is not a port number`)
+  const timeoutSeconds = parsed('--timeout-seconds', opts.timeoutSeconds, timeoutSecondsType)
+  const port = parsed('--service-port', opts.servicePort, portType)
   if (opts.caFile && opts.caFromSecret) throw new UsageError('--ca-file and --ca-from-secret: give one')
   const problem = opts.url === undefined ? undefined : urlProblem(opts.url)
   if (problem) throw new UsageError(problem)
@@ -133,21 +142,25 @@ export function register(program: Command): void {
     .option('--timeout-seconds <n>', 'webhook timeout, 1-30', String(DEFAULT_WEBHOOK_OPTIONS.timeoutSeconds))
     .option('--no-match-conditions', 'send every pod, not only those with the vault.hashicorp.com/agent-inject annotation (policy namespace defaults that turn injection on; clusters before 1.28)')
     .option('--dry-run', 'print the YAML; change nothing (reads the Secret with --ca-from-secret)')
-    .action(async (opts: RegisterOptions) => {
-      try {
+    .action((opts: RegisterOptions) =>
+      runCommand('register', async () => {
         const options = webhookOptionsFrom(opts) // options checked before any file or API read
-        const caBundle = await caBundleFrom(opts)
-        const config = buildWebhookConfiguration(caBundle ? { ...options, caBundle } : options)
-        if (opts.dryRun) {
-          process.stdout.write(stringify(config, { lineWidth: 0 }))
-          return
+        try {
+          const caBundle = await caBundleFrom(opts)
+          const config = buildWebhookConfiguration(caBundle ? { ...options, caBundle } : options)
+          if (opts.dryRun) {
+            process.stdout.write(stringify(config, { lineWidth: 0 }))
+            return EXIT.ok
+          }
+          const outcome = await apply(config)
+          process.stdout.write(`mutatingwebhookconfiguration/${opts.name} ${outcome}\n`)
+          return EXIT.ok
+        } catch (error) {
+          if (error instanceof UsageError) throw error
+          // The cluster refused or could not be reached.
+          process.stderr.write(`vault-injector register: ${(await import('../kube/client.ts')).apiErrorText(error)}\n`)
+          return EXIT.failed
         }
-        const outcome = await apply(config)
-        process.stdout.write(`mutatingwebhookconfiguration/${opts.name} ${outcome}\n`)
-      } catch (error) {
-        const text = error instanceof UsageError ? error.message : (await import('../kube/client.ts')).apiErrorText(error)
-        process.stderr.write(`vault-injector register: ${text}\n`)
-        process.exitCode = error instanceof UsageError ? 2 : 1
-      }
-    })
+      }),
+    )
 }

@@ -7,17 +7,19 @@
 import type { Command } from 'commander'
 import { relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { DEFAULT_VAULT_ADDRESS, type Settings } from '../engine/settings.ts'
-import { cipherList } from '../tls/ciphers.ts'
+import { DEFAULT_VAULT_ADDRESS } from '../engine/settings.ts'
+import { SETTINGS, type Settings } from '../settings.ts'
 import type { Logger } from '../log.ts'
 import { FileCertSource } from '../tls/files.ts'
 import type { CertSource } from '../tls/source.ts'
 import type { NamespaceLabels } from '../kube/namespaces.ts'
 import type { PolicyWatcher } from '../policy/load.ts'
 import { createLogger } from '../log.ts'
-import { buildServer, parseListen, type ServerOptions } from '../webhook/server.ts'
+import { buildServer, type ServerOptions } from '../webhook/server.ts'
+import { UsageError } from '../errors.ts'
+import { addServeSettingsOptions, settingsFromOptions } from './options.ts'
+import { EXIT, reportUsageError } from './run.ts'
 import { VERSION } from './version.ts'
-import { addSettingsOptions, settingsFromOptions, SettingsError } from './settings-options.ts'
 
 // SIGTERM to exit: the pod's terminationGracePeriodSeconds is 30 by default.
 const SHUTDOWN_GRACE_MS = 25_000
@@ -34,21 +36,9 @@ interface Startup {
   localCa?: { caFile: string; created: boolean }
 }
 
-// Settings only the server reads, checked before anything starts, so a typo
-// is a usage error (exit 2) rather than a failure deep in TLS setup.
-function checkServerSettings(settings: Settings): void {
-  try {
-    parseListen(settings.listen)
-    cipherList(settings.tlsCipherSuites)
-  } catch (error) {
-    throw new SettingsError((error as Error).message)
-  }
-}
-
 async function certSourceFor(settings: Settings, listenSet: boolean, logger: Logger, certsDir: string): Promise<Startup> {
   const notes: string[] = []
   if (settings.tlsCertFile || settings.tlsKeyFile) {
-    if (!settings.tlsCertFile || !settings.tlsKeyFile) throw new SettingsError('AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE go together')
     return { settings, certSource: new FileCertSource({ certFile: settings.tlsCertFile, keyFile: settings.tlsKeyFile, logger }), notes }
   }
   if (settings.tlsAuto) {
@@ -98,7 +88,6 @@ export interface ServeOptions {
 }
 
 export async function runServe(settings: Settings, serveOptions: ServeOptions, extra: Partial<ServerOptions> = {}): Promise<void> {
-  checkServerSettings(settings)
   const logger = createLogger(settings)
   // The policy code (YAML, JSON Schema) is loaded only when a policy is set;
   // a bad policy stops serve before any certificate work (exit 2).
@@ -146,24 +135,18 @@ export function register(program: Command): void {
   const command = program
     .command('serve')
     .description('Run the HTTPS admission webhook (POST /mutate, GET /health/ready, GET /metrics). Every flag has an AGENT_INJECT_* environment variable, which wins.')
-  addSettingsOptions(command)
+  addServeSettingsOptions(command)
   command.option('--certs-dir <dir>', 'Where the embedded default (no certificate configured, no auto-TLS) keeps its CA and serving certificate', DEFAULT_CERTS_DIR)
   command.action(async (opts: Record<string, unknown>) => {
-    let settings: Settings
     try {
-      settings = settingsFromOptions(opts)
-    } catch (error) {
-      if (!(error instanceof SettingsError)) throw error
-      process.stderr.write(`vault-injector serve: ${error.message}\n`)
-      process.exit(2)
-    }
-    const listenSet = process.env.AGENT_INJECT_LISTEN !== undefined || typeof opts.listen === 'string'
-    try {
+      const settings = settingsFromOptions(opts, process.env, SETTINGS)
+      const listenSet = (process.env.AGENT_INJECT_LISTEN ?? '') !== '' || typeof opts.listen === 'string'
       await runServe(settings, { listenSet, certsDir: String(opts.certsDir) })
     } catch (error) {
+      // process.exit, not exitCode: timers started before the failure would keep the process alive.
+      if (error instanceof UsageError) process.exit(reportUsageError('serve', error))
       process.stderr.write(`vault-injector serve: ${(error as Error).message}\n`)
-      // A bad setting or policy stops serve before it listens: exit 2, as every command.
-      process.exit(error instanceof SettingsError || (error as Error).name === 'PolicyError' ? 2 : 1)
+      process.exit(EXIT.failed)
     }
   })
 }

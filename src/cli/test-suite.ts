@@ -6,7 +6,8 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { parse } from 'yaml'
 import { injectPod } from '../engine/index.ts'
-import { loadSettings, SETTINGS } from '../engine/settings.ts'
+import { loadSettings, SETTINGS } from '../settings.ts'
+import { UsageError } from '../errors.ts'
 import type { JsonObject } from '../engine/types.ts'
 import { loadPolicyFile } from '../policy/load.ts'
 import type { Policy } from '../policy/policy.ts'
@@ -14,7 +15,7 @@ import { evaluate, type Evaluation } from './evaluate.ts'
 import { formatYaml, injectDocuments } from './inject.ts'
 import { podOf, readManifests } from './manifests.ts'
 
-export class SuiteError extends Error {}
+export class SuiteError extends UsageError {}
 
 type Settings = Record<string, string | number | boolean>
 interface Assertion {

@@ -2,7 +2,8 @@
 // pass, 1 when any fails, 2 when a suite is malformed.
 import { Option, type Command } from 'commander'
 import { writeFileSync } from 'node:fs'
-import { formatJunit, formatTap, formatText, runSuites, SuiteError } from './test-suite.ts'
+import { EXIT, runCommand } from './run.ts'
+import { formatJunit, formatTap, formatText, runSuites } from './test-suite.ts'
 
 export function register(program: Command): void {
   program
@@ -11,21 +12,15 @@ export function register(program: Command): void {
     .argument('<path>', 'a suite file, or a directory to search')
     .addOption(new Option('-o, --output <format>', 'report format').choices(['text', 'junit', 'tap']).default('text'))
     .option('--output-file <file>', 'write the report to a file instead of stdout (a text summary still goes to stdout)')
-    .action((path: string, opts: { output: 'text' | 'junit' | 'tap'; outputFile?: string }) => {
-      let results
-      try {
-        results = runSuites(path)
-      } catch (error) {
-        if (!(error instanceof SuiteError)) throw error
-        process.stderr.write(`vault-injector test: ${error.message}\n`)
-        process.exitCode = 2
-        return
-      }
-      const report = opts.output === 'junit' ? formatJunit(results) : opts.output === 'tap' ? formatTap(results) : formatText(results)
-      if (opts.outputFile) {
-        writeFileSync(opts.outputFile, report)
-        if (opts.output !== 'text') process.stdout.write(formatText(results))
-      } else process.stdout.write(report)
-      process.exitCode = results.some((r) => r.failures.length > 0) ? 1 : 0
-    })
+    .action((path: string, opts: { output: 'text' | 'junit' | 'tap'; outputFile?: string }) =>
+      runCommand('test', () => {
+        const results = runSuites(path)
+        const report = opts.output === 'junit' ? formatJunit(results) : opts.output === 'tap' ? formatTap(results) : formatText(results)
+        if (opts.outputFile) {
+          writeFileSync(opts.outputFile, report)
+          if (opts.output !== 'text') process.stdout.write(formatText(results))
+        } else process.stdout.write(report)
+        return results.some((r) => r.failures.length > 0) ? EXIT.failed : EXIT.ok
+      }),
+    )
 }

@@ -1,6 +1,6 @@
 // The one table of annotations: name, scope, type, default and a one-line doc.
 // Parsing, validation, defaults and docs/annotations.md all come from here.
-import type { Settings } from './settings.ts'
+import type { EngineSettings } from './settings.ts'
 import * as v from './values.ts'
 import type { ValueType } from './values.ts'
 
@@ -22,7 +22,7 @@ export interface AnnotationSpec<V extends ValueType<unknown> = ValueType<unknown
   group: Group
   type: V
   // Injector-wide setting that supplies the default, if any.
-  setting?: keyof Settings
+  setting?: keyof EngineSettings
   // Literal default when no setting supplies one ("" = unset).
   defaultValue?: string
   // Whether a setting or a literal supplies a default (the record's property
@@ -75,7 +75,7 @@ export const ANNOTATION_TABLE = {
   secret: row('agent-inject-secret', 'secret', 'secrets', str, 'Vault path of a secret; rendered to <secret-volume-path>/<name>. A blank path declares nothing (as in vault-k8s).'),
   template: row('agent-inject-template', 'secret', 'secrets', str, 'Inline Consul Template for the secret; on its own it also declares a secret.'),
   templateFile: row('agent-inject-template-file', 'secret', 'secrets', str, 'Template file (source) used when there is no inline template; on its own it also declares a secret (as in vault-k8s).'),
-  defaultTemplate: row('agent-inject-default-template', 'pod', 'secrets', v.enumType(['map', 'json']), 'Template for secrets without one: map or json.', { setting: 'defaultTemplate' }),
+  defaultTemplate: row('agent-inject-default-template', 'pod', 'secrets', v.templateKindType, 'Template for secrets without one: map or json.', { setting: 'defaultTemplate' }),
   file: row('agent-inject-file', 'secret', 'secrets', str, 'File name (or relative path) of the rendered secret inside its volume. A path leaving the volume, or two secrets on one file, is denied (vault-k8s renders where the agent cannot write).'),
   perms: row('agent-inject-perms', 'secret', 'secrets', v.permsType, 'File mode of the rendered secret (octal).'),
   command: row('agent-inject-command', 'secret', 'secrets', str, 'Command the agent runs after rendering the secret.'),

@@ -5,7 +5,7 @@
 // injector-wide settings, then to the table's literal defaults.
 import { MAX_SUGGESTED_KEYS, unknownAnnotationMessage } from './suggest.ts'
 import { ANNOTATION_TABLE, fullName, isOurs, matchAnnotation, type AnnotationKey, type AnnotationSpec, type AnnotationTable, type Scope } from './annotations.ts'
-import type { Settings } from './settings.ts'
+import type { EngineSettings } from './settings.ts'
 import { boolType, type ValueType } from './values.ts'
 
 const MAX_SHOWN_VALUE_CHARS = 120
@@ -84,7 +84,7 @@ function compareKeys(a: string, b: string): number {
 export function readAnnotations(
   podAnnotations: Readonly<Record<string, unknown>>,
   defaults: Readonly<Record<string, string>>,
-  settings: Settings,
+  settings: EngineSettings,
 ): Reading {
   const errors: string[] = []
   const warnings: string[] = []
@@ -170,12 +170,12 @@ export function readAnnotations(
   }
 }
 
-function settingText(settings: Settings, spec: AnnotationSpec): string | undefined {
+function settingText(settings: EngineSettings, spec: AnnotationSpec): string | undefined {
   if (!spec.setting) return spec.defaultValue
   return String(settings[spec.setting])
 }
 
-function defaultOf(spec: AnnotationSpec, settings: Settings): unknown {
+function defaultOf(spec: AnnotationSpec, settings: EngineSettings): unknown {
   const text = settingText(settings, spec)
   if (text === undefined) return spec.type.unset
   const value = parseEntry(spec, text)
@@ -188,8 +188,8 @@ function defaultOf(spec: AnnotationSpec, settings: Settings): unknown {
 // Defaults depend only on the settings, which do not change while a process
 // runs: parse them once per settings object, not once per pod (parsing a URL
 // default on every admission showed in the profile).
-const DEFAULTS_BY_SETTINGS = new WeakMap<Settings, Readonly<Record<string, unknown>>>()
-function defaultRecord(settings: Settings): Readonly<Record<string, unknown>> {
+const DEFAULTS_BY_SETTINGS = new WeakMap<EngineSettings, Readonly<Record<string, unknown>>>()
+function defaultRecord(settings: EngineSettings): Readonly<Record<string, unknown>> {
   let record = DEFAULTS_BY_SETTINGS.get(settings)
   if (!record) {
     record = Object.fromEntries(POD_ROWS.map(({ key, spec }) => [key, defaultOf(spec, settings)]))

@@ -3,7 +3,7 @@
 import type { PodAnnotations, Reading } from './read.ts'
 import { showValue } from './read.ts'
 import { collectSecrets, type SecretSpec } from './secrets.ts'
-import type { Settings } from './settings.ts'
+import type { EngineSettings } from './settings.ts'
 import { findTokenSource, type TokenSource } from './token.ts'
 import type { JsonObject } from './types.ts'
 
@@ -211,7 +211,7 @@ export interface SpecContext {
   keepProjectedToken: boolean
 }
 
-export function buildSpec(r: Reading, podSpec: JsonObject, settings: Settings, context: SpecContext): SpecResult {
+export function buildSpec(r: Reading, podSpec: JsonObject, settings: EngineSettings, context: SpecContext): SpecResult {
   const { isJob } = context
   const a = r.pod
   const errors: string[] = [...r.errors]

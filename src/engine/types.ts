@@ -1,7 +1,7 @@
 // The engine's public shapes. The engine is pure: raw pod JSON and settings in,
 // a decision, the mutated pod and the RFC 6902 patch out.
 import type { Operation } from 'fast-json-patch'
-import type { Settings } from './settings.ts'
+import type { EngineSettings } from './settings.ts'
 
 export type JsonObject = Record<string, unknown>
 
@@ -10,7 +10,7 @@ export interface EngineInput {
   pod: JsonObject
   // The namespace the pod is created in (the AdmissionRequest's namespace).
   namespace: string
-  settings: Settings
+  settings: EngineSettings
   // Annotation defaults for this namespace (from policy). The pod's own
   // annotations win; then these; then the injector-wide settings.
   annotationDefaults?: Readonly<Record<string, string>>

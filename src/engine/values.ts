@@ -10,8 +10,8 @@ export interface ValueType<T> {
 }
 
 // A text value (quantity, duration, name, path...): unset reads as "".
-type TextType = ValueType<string> & { unset: string }
-function textType(parse: (raw: string) => boolean, accepts: string): TextType {
+export type TextType = ValueType<string> & { unset: string }
+export function textType(parse: (raw: string) => boolean, accepts: string): TextType {
   return { parse: (raw) => (parse(raw) ? raw : undefined), accepts, unset: '' }
 }
 
@@ -48,7 +48,7 @@ export const durationType = textType((raw) => raw === '0' || DURATION.test(raw),
 // Vault accepts either a Go duration or a number of seconds here.
 export const durationOrSecondsType = textType((raw) => /^\d+$/.test(raw) || durationType.parse(raw) !== undefined, 'is not a duration (e.g. 30s, 5m) or a number of seconds')
 
-function integerType(min: number, max: number, accepts: string): ValueType<number> {
+export function integerType(min: number, max: number, accepts: string): ValueType<number> {
   return {
     parse(raw) {
       if (!/^[+-]?\d+$/.test(raw)) return undefined
@@ -63,6 +63,12 @@ export const uidType = integerType(0, 2 ** 31 - 1, 'is not a user or group ID (a
 export const nonNegativeIntType = integerType(0, 2 ** 31 - 1, 'is not a whole number from 0')
 export const portType = integerType(1, 65535, 'is not a port number (1-65535)')
 export const tokenSecondsType = integerType(600, 2 ** 31 - 1, 'is not a token lifetime in seconds (600 or more)')
+
+// A container image reference: one word, no spaces.
+export const imageType = textType((raw) => /^\S+$/.test(raw), 'is not a container image (e.g. hashicorp/vault:1.21.0)')
+
+// Text that must not be empty (a name, a mount path).
+export const nonEmptyType = textType((raw) => raw.trim() !== '', 'is empty')
 
 export const fractionType: ValueType<number> = {
   parse(raw) {
@@ -82,6 +88,9 @@ export function enumType(values: readonly string[]): TextType {
 export function caseInsensitiveEnumType(values: readonly string[]): TextType {
   return textType((raw) => values.includes(raw.trim().toLowerCase()), `is not accepted (${values.join(', ')}; any case)`)
 }
+
+// The default secret templates (secrets.ts).
+export const templateKindType = enumType(['map', 'json'])
 
 // File mode in octal, as Vault's template `perms` takes it.
 export const permsType = textType((raw) => /^0?[0-7]{3}$/.test(raw), 'is not an octal file mode (e.g. 0400, 0644)')

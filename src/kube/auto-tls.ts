@@ -1,7 +1,7 @@
 // Auto-TLS (AGENT_INJECT_TLS_AUTO=<MutatingWebhookConfiguration name>): wires
 // the reconcile loop (auto-tls/reconcile.ts) to the cluster's stores
 // (auto-tls/stores.ts) and, with several replicas, to the leader Lease.
-import type { Settings } from '../engine/settings.ts'
+import type { Settings } from '../settings.ts'
 import type { Logger } from '../log.ts'
 import type { CertSource } from '../tls/source.ts'
 import { AutoTls } from './auto-tls/reconcile.ts'

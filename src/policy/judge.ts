@@ -7,7 +7,7 @@
 import type { Operation } from 'fast-json-patch'
 import { injectPod } from '../engine/index.ts'
 import { STATUS_ANNOTATION } from '../engine/pod.ts'
-import type { Settings } from '../engine/settings.ts'
+import type { Settings } from '../settings.ts'
 import type { EngineResult, JsonObject } from '../engine/types.ts'
 import { agentContainers, collectFacts, unjudgeableChanges, type Facts } from './effective.ts'
 import { findHatches } from './hatches.ts'

@@ -3,14 +3,15 @@
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { readFileSync, statSync } from 'node:fs'
 import { parse } from 'yaml'
+import { UsageError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { readAnnotations } from '../engine/read.ts'
-import { defaultSettings } from '../engine/settings.ts'
+import { defaultSettings } from '../settings.ts'
 import { Policy, PolicyFieldError, type PolicyDocument } from './policy.ts'
 
 // A policy that cannot be used: the message names the file and the field.
 // Every command exits 2 on it; the webhook keeps its last good policy.
-export class PolicyError extends Error {
+export class PolicyError extends UsageError {
   override name = 'PolicyError'
 }
 

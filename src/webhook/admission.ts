@@ -1,6 +1,6 @@
 // AdmissionReview in, AdmissionReview out. No HTTP here: the server, the
 // `review` command and the tests call this one function, so they answer alike.
-import type { Settings } from '../engine/settings.ts'
+import type { Settings } from '../settings.ts'
 import type { JsonObject } from '../engine/types.ts'
 import { judge, redactValues } from '../policy/judge.ts'
 import type { PolicyEvaluator, PolicyFinding } from '../policy/types.ts'

@@ -6,12 +6,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
 import type { Server as HttpsServer } from 'node:https'
 import type { Logger as PinoLogger } from 'pino'
-import type { Settings } from '../engine/settings.ts'
+import type { Settings } from '../settings.ts'
 import type { PolicyEvaluator } from '../policy/types.ts'
 import type { CertPair, CertSource } from '../tls/source.ts'
 import { admit, type AdmissionOutcome } from './admission.ts'
 import { createMetrics, type WebhookMetrics } from './metrics.ts'
 import { cipherList } from '../tls/ciphers.ts'
+import { parseListen } from './settings.ts'
 
 // Required, not imported: an ESM import of node:http reads every export for
 // the module's facade, and one of them loads Node's fetch (undici): ~60 ms of
@@ -60,14 +61,6 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000
 // bound `npm start` and the image give Node (README, Performance). Never less
 // than one largest body, so any accepted review can be served alone.
 export const BODY_BYTES_IN_FLIGHT = 8 * 1024 * 1024
-
-export function parseListen(listen: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen.trim())
-  const port = Number(match?.[3])
-  if (!match || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`listen address "${listen}" is not host:port (e.g. :8080, 127.0.0.1:8080)`)
-  const host = match[1] ?? match[2] ?? ''
-  return { host: host === '' ? '::' : host, port }
-}
 
 function tlsOptions(settings: Settings, pair: CertPair): { cert: string; key: string; minVersion: 'TLSv1.2' | 'TLSv1.3'; ciphers?: string } {
   const ciphers = cipherList(settings.tlsCipherSuites)
@@ -226,7 +219,8 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
     app,
     metrics,
     async listen() {
-      const { host, port } = parseListen(settings.listen)
+      // Checked when the settings were loaded.
+      const { host, port } = parseListen(settings.listen)!
       return listenOn(app, host, port)
     },
     async close() {

@@ -86,7 +86,7 @@ t.test('vault-injector review answers exactly as the server', async (t) => {
   t.equal(answer.response.uid, '0df28fbd-5f5f-11e8-bc74-36e6bb280816')
   t.equal(answer.response.patchType, 'JSONPatch')
   const { admit } = await import('../../src/webhook/admission.ts')
-  const { defaultSettings } = await import('../../src/engine/index.ts')
+  const { defaultSettings } = await import('../../src/settings.ts')
   t.same(answer, admit(JSON.parse(readFileSync(join(root, 'examples/admission-review.json'), 'utf8')), { settings: defaultSettings() }).body)
   const denied = run(['review', '-f', '-', '--policy', 'examples/policy/policy.yaml'], readFileSync(join(root, 'examples/admission-review.json'), 'utf8'))
   t.match(JSON.parse(denied.stdout).response, { allowed: false, status: { code: 403, message: /policy rule "shop-team": Vault role "web" is not allowed in namespace shop/ } })

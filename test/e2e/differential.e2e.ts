@@ -24,7 +24,7 @@
 //   Go and default-version updates).
 import t from 'tap'
 import { admit } from '../../src/webhook/admission.ts'
-import { defaultSettings } from '../../src/engine/index.ts'
+import { defaultSettings } from '../../src/settings.ts'
 import { judge, sideFromAnswer, STATUS, apiServerProblems, type Side } from '../helpers/differential.ts'
 import { admissionReview, generatePod, rng, type GeneratedPod } from '../helpers/pod-generator.ts'
 import { vaultK8sBatch, vaultK8sBinary } from '../helpers/vault-k8s.ts'

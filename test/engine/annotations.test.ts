@@ -1,7 +1,7 @@
 import t from 'tap'
 import { ANNOTATION_TABLE, ANNOTATIONS, fullName, matchAnnotation, VAULT_PREFIX } from '../../src/engine/annotations.ts'
 import { readAnnotations } from '../../src/engine/read.ts'
-import { defaultSettings, loadSettings, SETTINGS } from '../../src/engine/settings.ts'
+import { defaultSettings, loadSettings, SETTINGS } from '../../src/settings.ts'
 
 // The 74 annotation keys vault-k8s v1.7.6 defines (agent/annotations.go).
 const VAULT_K8S_KEYS = `agent-inject agent-inject-status agent-pre-populate agent-pre-populate-only agent-init-first
@@ -88,7 +88,7 @@ t.test('settings: env overrides flags, as in vault-k8s; bad values are named', a
   t.equal(s.vaultAddress, 'https://env:8200')
   t.equal(s.cpuLimit, '2')
   t.throws(() => loadSettings({ AGENT_INJECT_REVOKE_ON_SHUTDOWN: 'sometimes' }, {}), /AGENT_INJECT_REVOKE_ON_SHUTDOWN: "sometimes" is not a boolean/)
-  t.throws(() => loadSettings({}, { 'run-as-user': 'x' }), /--run-as-user: "x" is not an integer/)
+  t.throws(() => loadSettings({}, { 'run-as-user': 'x' }), /--run-as-user: "x" is not a user or group ID/)
   const envNames = SETTINGS.map((x) => x.env)
   for (const name of ['AGENT_INJECT_LISTEN', 'AGENT_INJECT_VAULT_ADDR', 'AGENT_INJECT_VAULT_IMAGE', 'AGENT_INJECT_VAULT_AUTH_PATH', 'AGENT_INJECT_MEM_LIMIT', 'AGENT_INJECT_EPHEMERAL_REQUEST', 'AGENT_INJECT_TEMPLATE_STATIC_SECRET_RENDER_INTERVAL', 'AGENT_INJECT_TLS_AUTO', 'AGENT_INJECT_TLS_CERT_FILE', 'AGENT_INJECT_USE_LEADER_ELECTOR', 'AGENT_INJECT_PROXY_ADDR', 'AGENT_INJECT_VAULT_CACERT_BYTES']) {
     t.ok(envNames.includes(name), `${name} is read`)

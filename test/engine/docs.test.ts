@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { annotationsMarkdown } from '../../src/engine/docs.ts'
+import { annotationsMarkdown } from '../../src/docs.ts'
 import { ANNOTATIONS, fullName } from '../../src/engine/annotations.ts'
 
 t.test('docs/annotations.md is generated from the table and current', async (t) => {

@@ -5,7 +5,8 @@
 //   PROPERTY_RUNS=5000 PROPERTY_SEED=7 npx tap test/engine/generated-pods.test.ts
 import t from 'tap'
 import fastJsonPatch from 'fast-json-patch'
-import { defaultSettings, injectPod } from '../../src/engine/index.ts'
+import { injectPod } from '../../src/engine/index.ts'
+import { defaultSettings } from '../../src/settings.ts'
 import type { JsonObject } from '../../src/engine/types.ts'
 import { apiServerProblems } from '../helpers/differential.ts'
 import { generatePod, rng } from '../helpers/pod-generator.ts'

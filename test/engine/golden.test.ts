@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { stringify } from 'yaml'
 import { injectDocuments, formatYaml } from '../../src/cli/inject.ts'
 import { parseManifests } from '../../src/cli/manifests.ts'
-import { defaultSettings } from '../../src/engine/index.ts'
+import { defaultSettings } from '../../src/settings.ts'
 
 const dir = new URL('../golden/', import.meta.url)
 const refresh = process.env.REFRESH_GOLDEN === 'true'

@@ -1,6 +1,7 @@
 import t from 'tap'
 import fastJsonPatch from 'fast-json-patch'
-import { defaultSettings, injectPod, loadSettings } from '../../src/engine/index.ts'
+import { injectPod } from '../../src/engine/index.ts'
+import { defaultSettings, loadSettings } from '../../src/settings.ts'
 import type { EngineResult, JsonObject } from '../../src/engine/types.ts'
 import { admitted, agentConfigOf, annotatedPod, containerNamed, fixture, mountsOf, volumeNames } from '../helpers/pods.ts'
 

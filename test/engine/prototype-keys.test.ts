@@ -5,7 +5,8 @@
 // validation, and a second run gives no patch.
 import t from 'tap'
 import fastJsonPatch from 'fast-json-patch'
-import { defaultSettings, injectPod } from '../../src/engine/index.ts'
+import { injectPod } from '../../src/engine/index.ts'
+import { defaultSettings } from '../../src/settings.ts'
 import type { JsonObject } from '../../src/engine/types.ts'
 import { annotatedPod } from '../helpers/pods.ts'
 

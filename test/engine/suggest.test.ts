@@ -1,7 +1,8 @@
 // Did you mean: unknown annotations under our prefixes get the closest table
 // name, in the engine's warnings, whether or not the pod is injected.
 import t from 'tap'
-import { defaultSettings, injectPod } from '../../src/engine/index.ts'
+import { injectPod } from '../../src/engine/index.ts'
+import { defaultSettings } from '../../src/settings.ts'
 import { editDistance, suggestAnnotation, unknownAnnotationWarnings } from '../../src/engine/suggest.ts'
 import { admitted, annotatedPod } from '../helpers/pods.ts'
 

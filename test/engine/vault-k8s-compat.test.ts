@@ -2,7 +2,8 @@
 // ours (test/e2e/differential.e2e.ts), one test each: we now do what vault-k8s
 // does, or deny on purpose (README, "Compatibility with vault-k8s").
 import t from 'tap'
-import { defaultSettings, injectPod } from '../../src/engine/index.ts'
+import { injectPod } from '../../src/engine/index.ts'
+import { defaultSettings } from '../../src/settings.ts'
 import type { EngineResult, JsonObject } from '../../src/engine/types.ts'
 import { admitted, agentConfigOf, containerNamed, mountsOf, volumeNames } from '../helpers/pods.ts'
 

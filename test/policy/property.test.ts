@@ -5,7 +5,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import fastJsonPatch from 'fast-json-patch'
-import { defaultSettings } from '../../src/engine/settings.ts'
+import { defaultSettings } from '../../src/settings.ts'
 import { parsePolicy } from '../../src/policy/load.ts'
 import { admit } from '../../src/webhook/admission.ts'
 import { annotatedPod } from '../helpers/pods.ts'

@@ -2,7 +2,7 @@
 // share. Here: how it calls the policy and what the policy's verdict does.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { defaultSettings } from '../../src/engine/settings.ts'
+import { defaultSettings } from '../../src/settings.ts'
 import type { JsonObject } from '../../src/engine/types.ts'
 import type { NamespaceContext, PolicyEvaluator, PolicySubject, PolicyVerdict } from '../../src/policy/types.ts'
 import { admit, depthExceeds, redactValues } from '../../src/webhook/admission.ts'

@@ -1,0 +1,88 @@
+// The server's own settings (listen address, logs, TLS, limits, leader
+// election), in the same table form as the agents' defaults.
+import { statSync } from 'node:fs'
+import { setting, type SettingSpec } from '../engine/settings.ts'
+import * as v from '../engine/values.ts'
+import { cipherList } from '../tls/ciphers.ts'
+
+export interface ServerSettings {
+  listen: string
+  logLevel: string
+  logFormat: string
+  tlsAuto: string
+  tlsAutoHosts: string
+  tlsCertFile: string
+  tlsKeyFile: string
+  tlsMinVersion: string
+  tlsCipherSuites: string
+  telemetryPath: string
+  useLeaderElector: boolean
+  namespace: string
+  podName: string
+  // vault-injector's own settings (not in vault-k8s).
+  policyFile: string
+  maxBodyBytes: number
+  maxConcurrentRequests: number
+}
+
+export function parseListen(listen: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen.trim())
+  const port = Number(match?.[3])
+  if (!match || !Number.isInteger(port) || port < 0 || port > 65535) return undefined
+  const host = match[1] ?? match[2] ?? ''
+  return { host: host === '' ? '::' : host, port }
+}
+
+const listenType = v.textType((raw) => parseListen(raw) !== undefined, 'is not host:port (e.g. :8080, 127.0.0.1:8080)')
+
+// Certificate, key and policy files are read at start: a path that is not a
+// file is a setting error, not a failure later on.
+const existingFileType = v.textType((raw) => {
+  try {
+    return statSync(raw).isFile()
+  } catch {
+    return false
+  }
+}, 'is not an existing file')
+
+// vault-k8s's log levels (hclog's names, any case), the same list as the
+// agents' log-level annotation; pino's names for them.
+const LOG_LEVELS: Record<string, string> = { trace: 'trace', debug: 'debug', notice: 'info', info: 'info', warn: 'warn', warning: 'warn', err: 'error', error: 'error' }
+export function pinoLevel(level: string): string {
+  return LOG_LEVELS[level.trim().toLowerCase()] ?? 'info'
+}
+const logLevelType = v.caseInsensitiveEnumType(Object.keys(LOG_LEVELS))
+
+const cipherSuitesType: v.ValueType<string> = {
+  parse(raw) {
+    try {
+      cipherList(raw)
+      return raw
+    } catch {
+      return undefined
+    }
+  },
+  accepts: 'is not a comma list of cipher suites this server supports (Go names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or OpenSSL names such as ECDHE-RSA-AES128-GCM-SHA256)',
+}
+
+// The API server refuses objects over 3 MiB, so a smaller limit would refuse real pods.
+const MIN_BODY_BYTES = 3 * 1024 * 1024
+
+export const SERVER_SETTINGS: readonly SettingSpec<keyof ServerSettings>[] = [
+  setting('listen', listenType, ':8080', 'Address the HTTPS server listens on.'),
+  setting('logLevel', logLevelType, 'info', 'Log level: trace, debug, info, warn, error.'),
+  setting('logFormat', v.caseInsensitiveEnumType(['standard', 'json']), 'json', 'Log format. Logs are always JSON lines; "standard" is accepted for compatibility.'),
+  setting('tlsAuto', v.objectNameType, '', 'Name of the MutatingWebhookConfiguration whose caBundle auto-TLS keeps current.'),
+  setting('tlsAutoHosts', v.stringType, '', 'Comma list of DNS names for the auto-TLS serving certificate.'),
+  setting('tlsCertFile', existingFileType, '', 'Serving certificate file (reloaded when it changes).', { flag: 'tls-cert-file' }),
+  setting('tlsKeyFile', existingFileType, '', 'Serving key file (reloaded when it changes).', { flag: 'tls-key-file' }),
+  setting('tlsMinVersion', v.enumType(['tls12', 'tls13']), 'tls12', 'Lowest TLS version served: tls12 or tls13.'),
+  setting('tlsCipherSuites', cipherSuitesType, '', 'Comma list of OpenSSL cipher names for TLS 1.2 (default: Node\'s).'),
+  setting('telemetryPath', v.textType((raw) => raw.startsWith('/'), 'is not a URL path (e.g. /metrics)'), '/metrics', 'Path of the Prometheus metrics endpoint.'),
+  setting('useLeaderElector', v.boolType, 'false', 'Elect one replica (Lease) to manage auto-TLS.'),
+  setting('namespace', v.objectNameType, 'default', 'Namespace the injector runs in.', { env: 'NAMESPACE' }),
+  setting('podName', v.stringType, '', 'Name of the injector pod (leader identity).', { env: 'POD_NAME' }),
+  setting('policyFile', existingFileType, '', 'Policy file enforced at admission, reloaded when it changes.', { ours: true }),
+  setting('maxBodyBytes', v.integerType(MIN_BODY_BYTES, 2 ** 31 - 1, 'is not a byte count from 3 MiB (3145728), the API server\'s object limit'), String(6 * 1024 * 1024), 'Largest AdmissionReview body accepted, in bytes.', { ours: true }),
+  setting('maxConcurrentRequests', v.integerType(1, 2 ** 31 - 1, 'is not a whole number from 1'), '256', 'Reviews processed at once; more are answered 503.', { ours: true }),
+]
