@@ -121,3 +121,21 @@ t.test('a pod injected before (offline, or a reinvocation) is judged on its agen
   t.equal(again.webhook.decision, 'skip', again.webhook.reason || 'already injected, nothing to add')
   agree(t, again, 'reinvocation')
 })
+
+t.test('the review command answers a bypass as the webhook does', async (t) => {
+  const { spawnSync } = await import('node:child_process')
+  const { join } = await import('node:path')
+  const { admit } = await import('../../src/webhook/admission.ts')
+  const { parsePolicy } = await import('../../src/policy/load.ts')
+  const { defaultSettings } = await import('../../src/engine/settings.ts')
+  const attack = attacks.find((a) => a.name === 'userinfo in the Vault address')!
+  const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace: 'team-a', operation: 'CREATE', object: podFor(attack) } }
+  const dir = t.testdir({ 'policy.yaml': PINS, 'review.json': JSON.stringify(review) })
+  const root = new URL('../../', import.meta.url).pathname
+  const r = spawnSync(process.execPath, [join(root, 'bin/vault-injector.js'), 'review', '-f', join(dir, 'review.json'), '--policy', join(dir, 'policy.yaml')], { encoding: 'utf8', cwd: root })
+  t.equal(r.status, 0, r.stderr)
+  const answer = JSON.parse(r.stdout).response
+  t.equal(answer.allowed, false)
+  t.match(answer.status.message, attack.denied)
+  t.same(answer, admit(review, { settings: defaultSettings(), policy: parsePolicy(PINS, 'p') }).body.response, 'the same answer as the webhook')
+})
