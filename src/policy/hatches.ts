@@ -73,7 +73,11 @@ export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, s
   if (own(annotations, defaults, `${V}agent-inject-token`) !== undefined && TRUE.test(String(annotations[`${V}agent-inject-token`]))) {
     add('agent-inject-token', 'vault.hashicorp.com/agent-inject-token hands the Vault token to the app, which can then read any path the role allows')
   }
-  const lends = !/^false$/i.test(String(annotations[`${V}agent-cache-use-auto-auth-token`] ?? defaults[`${V}agent-cache-use-auto-auth-token`] ?? 'true'))
+  // Read from the configuration the agents run: a listener whose cache adds the agent's token.
+  const lends = facts.agents.some((a) => {
+    const cache = isObject(a.config?.cache) ? a.config.cache : undefined
+    return Array.isArray(a.config?.listener) && cache !== undefined && cache.use_auto_auth_token !== false && cache.use_auto_auth_token !== 'false'
+  })
   for (const key of ['agent-cache-enable', 'agent-enable-quit']) {
     const value = own(annotations, defaults, `${V}${key}`)
     if (value !== undefined && TRUE.test(value) && lends) add('agent-cache-enable', `vault.hashicorp.com/${key} opens a listener on 127.0.0.1 that lends the agent's Vault token to every process of the pod`)
@@ -94,7 +98,7 @@ export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, s
   const dns = isObject(spec.dnsConfig) && Object.values(spec.dnsConfig).some((v) => Array.isArray(v) && v.length > 0)
   if ((dns || spec.dnsPolicy === 'None') && hosts.some((h) => !/^[\d.]+$|^\[/.test(h))) add('dns-config', 'the pod chooses its own DNS (spec.dnsConfig / dnsPolicy: None), and with it where the Vault host name leads')
   const shared = `${V}agent-share-process-namespace`
-  const final = facts.agents.length > 0 && isObject(pod.spec) ? pod.spec.shareProcessNamespace === true || (own(annotations, defaults, shared) !== undefined && TRUE.test(String(annotations[shared]))) : false
-  if (final && defaults[shared] === undefined) add('share-process-namespace', 'the app shares the agents\' process namespace and can reach their Vault token through /proc')
+  const sharing = facts.agents.length > 0 && (spec.shareProcessNamespace === true || spec.hostPID === true || (own(annotations, defaults, shared) !== undefined && TRUE.test(String(annotations[shared]))))
+  if (sharing && (defaults[shared] === undefined || spec.hostPID === true)) add('share-process-namespace', 'the app shares the agents\' process namespace (shareProcessNamespace or hostPID) and can reach their Vault token through /proc')
   return out
 }

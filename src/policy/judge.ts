@@ -132,9 +132,10 @@ export function judge(input: JudgeInput): Judgement {
     judgement.audit.injectionType = result.agent.injectionType
   }
   // A pod that arrived injected (a reinvocation, a manifest injected offline,
-  // or a pod that claims to be) is judged on the agents it carries. Without a
+  // or a pod that claims to be) is judged on the agents it carries; a pod that
+  // opts out is not the injector's. Without a
   // policy nothing is judged, and the audit line names what the annotations ask for.
-  if (policy && (result.decision === 'inject' || agentContainers(result.pod).length > 0)) {
+  if (policy && (result.decision === 'inject' || (annotationsOf(input.pod)[STATUS_ANNOTATION] !== undefined && agentContainers(result.pod).length > 0))) {
     const facts = collectFacts(result.pod)
     judgement.facts = facts
     // With a policy, the audit line names what the agents really use.

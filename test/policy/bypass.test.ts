@@ -62,6 +62,7 @@ const attacks: Attack[] = [
   { name: 'DNS of the pod\'s choosing', annotations: SECRET, spec: { dnsPolicy: 'None', dnsConfig: { nameservers: ['192.0.2.53'] } }, denied: /escape hatch dns-config/ },
   { name: 'search domains of the pod\'s choosing', annotations: SECRET, spec: { dnsConfig: { searches: ['attacker.example'], options: [{ name: 'ndots', value: '9' }] } }, denied: /escape hatch dns-config/ },
   { name: 'a shared process namespace', annotations: { ...SECRET, [`${V}agent-share-process-namespace`]: 'true' }, denied: /escape hatch share-process-namespace/ },
+  { name: 'the host\'s process namespace', annotations: SECRET, spec: { hostPID: true }, denied: /escape hatch share-process-namespace/ },
   { name: 'a rendered file over the agent\'s trust store', annotations: { [`${V}agent-inject-template-ca.pem`]: '-----BEGIN CERTIFICATE-----\nMIIB…\n-----END CERTIFICATE-----\n', [`${V}secret-volume-path-ca.pem`]: '/etc/ssl/certs' }, denied: /a volume is mounted at \/etc\/ssl\/certs, over the agent's program or trust store/ },
   { name: 'copied mounts over the agent\'s program', annotations: { ...SECRET, [`${V}agent-copy-volume-mounts`]: 'app' }, spec: { volumes: [{ name: 'tools', emptyDir: {} }], containers: [{ name: 'app', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'tools', mountPath: '/usr/local/bin' }] }] }, denied: /a volume is mounted at \/usr\/local\/bin/ },
   { name: 'dot segments in the auth path', annotations: { ...SECRET, [`${V}auth-path`]: 'auth/kubernetes/../approle' }, denied: /auth path .* is refused: it has an empty, . or .. segment/ },
@@ -138,4 +139,17 @@ t.test('the review command answers a bypass as the webhook does', async (t) => {
   t.equal(answer.allowed, false)
   t.match(answer.status.message, attack.denied)
   t.same(answer, admit(review, { settings: defaultSettings(), policy: parsePolicy(PINS, 'p') }).body.response, 'the same answer as the webhook')
+})
+
+t.test('bypass: agent-enable-quit never lends the token unnoticed', async (t) => {
+  const seen = everyEntryPoint(podFor({ annotations: { ...SECRET, [`${V}agent-enable-quit`]: 'true' } }), PINS)
+  agree(t, seen, 'enable-quit')
+  if (seen.webhook.decision === 'deny') t.match(seen.webhook.reason, /escape hatch agent-cache-enable: vault.hashicorp.com\/agent-enable-quit/)
+  else {
+    // Admitted only when no agent's listener adds the agent's token to requests.
+    for (const name of ['vault-agent', 'vault-agent-init']) {
+      const config = agentConfigOf(seen.patched!, name)
+      t.ok(!config.listener || config.cache?.use_auto_auth_token === false || config.cache?.use_auto_auth_token === 'false' || !config.cache, `${name} lends no token`)
+    }
+  }
 })
