@@ -1,9 +1,10 @@
 // Loading the policy file (YAML or JSON), validated against
 // schemas/policy.schema.json, and keeping it current while the webhook runs.
 import { Ajv2020 } from 'ajv/dist/2020.js'
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { UsageError } from '../errors.ts'
+import { FilePoll } from '../file-poll.ts'
 import type { Logger } from '../log.ts'
 import { readAnnotations } from '../engine/read.ts'
 import { defaultSettings } from '../settings.ts'
@@ -65,54 +66,39 @@ export function loadPolicyFile(path: string): Policy {
 // The webhook's view of the policy file: polled, reloaded on change; a broken
 // file is reported and the last good policy stays in force.
 export class PolicyWatcher {
-  #path: string
-  #logger: Logger
-  #policy: Policy | undefined
-  #seen = ''
-  #timer: NodeJS.Timeout | undefined
+  readonly #file: FilePoll<Policy>
   // For the metrics: failed reloads since start, and whether the file on disk is the policy in force.
   reloadFailures = 0
   fileInForce = true
 
   constructor(path: string, logger: Logger, pollIntervalMs = 1000) {
-    this.#path = path
-    this.#logger = logger
-    this.#policy = loadPolicyFile(path)
-    this.#seen = this.#stamp()
-    logger.info({ policy: path, name: this.#policy.name }, 'policy loaded')
-    this.#timer = setInterval(() => this.poll(), pollIntervalMs)
-    this.#timer.unref()
-  }
-
-  #stamp(): string {
-    try {
-      const s = statSync(this.#path)
-      return `${s.ino}:${s.size}:${s.mtimeMs}`
-    } catch {
-      return 'missing'
-    }
+    this.#file = new FilePoll({
+      files: [path],
+      load: () => loadPolicyFile(path),
+      onLoaded: (policy, previous) => {
+        this.fileInForce = true
+        logger.info({ policy: path, name: policy.name }, previous ? 'policy reloaded' : 'policy loaded')
+      },
+      onFailed: (error) => {
+        this.reloadFailures++
+        this.fileInForce = false
+        logger.error({ policy: path, err: error.message }, 'policy not reloaded; the last good policy stays in force')
+      },
+    })
+    // The first policy must load: serve does not start without it.
+    this.#file.loadNow()
+    this.#file.start(pollIntervalMs)
   }
 
   poll(): void {
-    const stamp = this.#stamp()
-    if (stamp === this.#seen) return
-    this.#seen = stamp
-    try {
-      this.#policy = loadPolicyFile(this.#path)
-      this.fileInForce = true
-      this.#logger.info({ policy: this.#path, name: this.#policy.name }, 'policy reloaded')
-    } catch (error) {
-      this.reloadFailures++
-      this.fileInForce = false
-      this.#logger.error({ policy: this.#path, err: (error as Error).message }, 'policy not reloaded; the last good policy stays in force')
-    }
+    this.#file.poll()
   }
 
   current(): Policy | undefined {
-    return this.#policy
+    return this.#file.current()
   }
 
   close(): void {
-    if (this.#timer) clearInterval(this.#timer)
+    this.#file.stop()
   }
 }

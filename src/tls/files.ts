@@ -1,10 +1,9 @@
 // Serving certificate from files (cert-manager, a mounted Secret, or the
-// embedded default). The files are polled, as vault-k8s does every 250 ms:
-// Kubernetes updates a mounted Secret by swapping a `..data` symlink, which
-// inotify-based watchers miss. A pair that does not load keeps the last good
-// one in force.
+// embedded default), polled every 250 ms as vault-k8s does (file-poll.ts); a
+// pair that does not load keeps the last good one in force.
 import { createPrivateKey, X509Certificate } from 'node:crypto'
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
+import { FilePoll } from '../file-poll.ts'
 import type { Logger } from '../log.ts'
 import type { CertPair, CertSource } from './source.ts'
 
@@ -25,69 +24,33 @@ export function loadPair(certFile: string, keyFile: string, caFile?: string): Ce
   return { certPem, keyPem, ...(caFile ? { caPem: readFileSync(caFile, 'utf8') } : {}) }
 }
 
-function fingerprint(files: string[]): string {
-  return files
-    .map((file) => {
-      try {
-        const s = statSync(file)
-        return `${s.ino}:${s.size}:${s.mtimeMs}`
-      } catch {
-        return 'missing'
-      }
-    })
-    .join('|')
-}
-
 export class FileCertSource implements CertSource {
-  #options: FileSourceOptions
-  #pair: CertPair | undefined
-  #seen = ''
-  // The files as they were when they last failed to load: logged once, retried on every poll.
-  #failed = ''
+  readonly #options: FileSourceOptions
+  readonly #file: FilePoll<CertPair>
   #listeners: ((pair: CertPair) => void)[] = []
-  #timer: NodeJS.Timeout | undefined
   #first: Promise<CertPair>
 
   constructor(options: FileSourceOptions) {
     this.#options = options
-    this.#first = this.#waitFirst()
-  }
-
-  #files(): string[] {
-    const { certFile, keyFile, caFile } = this.#options
-    return caFile ? [certFile, keyFile, caFile] : [certFile, keyFile]
-  }
-
-  // Loads the pair if the files changed since the last look; returns it when
-  // it replaces an earlier, different pair.
-  #poll(): CertPair | undefined {
-    const seen = fingerprint(this.#files())
-    if (seen === this.#seen) return undefined
-    const { certFile, logger } = this.#options
-    try {
-      const pair = loadPair(certFile, this.#options.keyFile, this.#options.caFile)
-      this.#seen = seen
-      this.#failed = ''
-      const changed = this.#pair !== undefined && (pair.certPem !== this.#pair.certPem || pair.keyPem !== this.#pair.keyPem)
-      const first = this.#pair === undefined
-      this.#pair = pair
-      if (first || changed) {
+    const { certFile, keyFile, caFile, logger } = options
+    this.#file = new FilePoll({
+      files: caFile ? [certFile, keyFile, caFile] : [certFile, keyFile],
+      load: () => loadPair(certFile, keyFile, caFile),
+      onLoaded: (pair, previous) => {
+        const changed = previous !== undefined && (pair.certPem !== previous.certPem || pair.keyPem !== previous.keyPem)
+        if (previous !== undefined && !changed) return
         const cert = new X509Certificate(pair.certPem)
         const details = { certFile, serial: cert.serialNumber, notAfter: new Date(cert.validTo).toISOString() }
         logger.info(details, changed ? 'serving certificate reloaded' : 'serving certificate loaded')
         if (new Date(cert.validTo).getTime() < Date.now()) logger.warn(details, 'the serving certificate has expired; clients will refuse it')
-      }
-      return changed ? pair : undefined
-    } catch (error) {
-      // Half-written files are common mid-rotation: look again next poll, but
-      // say so once per state of the files, not four times a second.
-      if (this.#failed !== seen) {
-        this.#failed = seen
-        const message = this.#pair ? 'new serving certificate not loaded; keeping the current one' : 'serving certificate not loadable yet'
-        logger.warn({ err: (error as Error).message, certFile }, message)
-      }
-      return undefined
-    }
+        if (changed) this.#notify(pair)
+      },
+      onFailed: (error, current) => {
+        const message = current ? 'new serving certificate not loaded; keeping the current one' : 'serving certificate not loadable yet'
+        logger.warn({ err: error.message, certFile }, message)
+      },
+    })
+    this.#first = this.#waitFirst()
   }
 
   #notify(pair: CertPair): void {
@@ -106,17 +69,27 @@ export class FileCertSource implements CertSource {
       const loaded = (pair: CertPair): void => {
         // Until the first pair, the timer keeps the process alive (it has
         // nothing else to do); after it, polling must not hold up an exit.
-        this.#timer?.unref()
+        this.#file.unref()
         resolve(pair)
       }
-      this.#poll()
-      this.#timer = setInterval(() => {
-        const hadPair = this.#pair !== undefined
-        const changed = this.#poll()
-        if (changed) this.#notify(changed)
-        if (!hadPair && this.#pair) loaded(this.#pair)
-      }, this.#options.pollIntervalMs ?? 250)
-      if (this.#pair) loaded(this.#pair)
+      this.#file.poll()
+      let waiting = true
+      this.#file.start(
+        this.#options.pollIntervalMs ?? 250,
+        () => {
+          const pair = this.#file.current()
+          if (waiting && pair) {
+            waiting = false
+            loaded(pair)
+          }
+        },
+        true,
+      )
+      const pair = this.#file.current()
+      if (pair) {
+        waiting = false
+        loaded(pair)
+      }
     })
   }
 
@@ -125,7 +98,7 @@ export class FileCertSource implements CertSource {
   }
 
   current(): CertPair | undefined {
-    return this.#pair
+    return this.#file.current()
   }
 
   onChange(listener: (pair: CertPair) => void): void {
@@ -133,6 +106,6 @@ export class FileCertSource implements CertSource {
   }
 
   async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer)
+    this.#file.stop()
   }
 }
