@@ -128,7 +128,7 @@ t.test('the review command answers a bypass as the webhook does', async (t) => {
   const { join } = await import('node:path')
   const { admit } = await import('../../src/webhook/admission.ts')
   const { parsePolicy } = await import('../../src/policy/load.ts')
-  const { defaultSettings } = await import('../../src/engine/settings.ts')
+  const { defaultSettings } = await import('../../src/settings.ts')
   const attack = attacks.find((a) => a.name === 'userinfo in the Vault address')!
   const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace: 'team-a', operation: 'CREATE', object: podFor(attack) } }
   const dir = t.testdir({ 'policy.yaml': PINS, 'review.json': JSON.stringify(review) })
