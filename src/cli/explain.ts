@@ -1,6 +1,7 @@
 // `vault-injector explain -f FILE`: for every pod or pod template, whether it
 // would be injected and exactly what, or why not.
 import type { Command } from 'commander'
+import { OWNED_CONTAINERS } from '../engine/names.ts'
 import type { AgentSummary } from '../engine/types.ts'
 import { loadPolicyFile } from '../policy/load.ts'
 import { evaluate, parseLabels, type Evaluation, type EvaluateOptions } from './evaluate.ts'
@@ -11,7 +12,7 @@ import { EXIT, runCommand } from './run.ts'
 function containersLine(e: Evaluation): string {
   type Agent = { name?: string; restartPolicy?: string }
   const spec = e.result.pod.spec as { containers?: Agent[]; initContainers?: Agent[] }
-  const agents = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].filter((c) => c.name === 'vault-agent' || c.name === 'vault-agent-init')
+  const agents = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].filter((c) => OWNED_CONTAINERS.has(String(c.name)))
   return agents.map((c) => (c.restartPolicy === 'Always' ? `${c.name} (native sidecar)` : c.name)).join(', ')
 }
 

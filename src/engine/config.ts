@@ -1,11 +1,10 @@
 // The Vault Agent configuration, with vault-k8s's keys and key order, so the
 // stock Vault image runs it unmodified. Empty optional fields are left out.
+import { MOUNT_PATH, PID_FILE, TOKEN_SINK } from './names.ts'
 import type { AgentSpec } from './spec.ts'
 import { tokenPath } from './token.ts'
 import type { JsonObject } from './types.ts'
 
-export const TOKEN_SINK = '/home/vault/.vault-token'
-export const CACHE_PATH = '/vault/agent-cache'
 // Where the Kubernetes persistent cache reads a service-account token unless told.
 const DEFAULT_SA_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token'
 
@@ -92,7 +91,7 @@ function persist(spec: AgentSpec): JsonObject {
   const tokenFile = tokenPath(spec.token)
   return compact({
     type: 'kubernetes',
-    path: CACHE_PATH,
+    path: MOUNT_PATH.cache,
     exit_on_err: spec.cacheExitOnErr,
     service_account_token_file: tokenFile === DEFAULT_SA_TOKEN_FILE ? undefined : tokenFile,
   })
@@ -102,7 +101,7 @@ export function agentConfig(spec: AgentSpec, init: boolean): JsonObject {
   const config: JsonObject = {
     auto_auth: autoAuth(spec),
     exit_after_auth: init,
-    pid_file: '/home/vault/.pid',
+    pid_file: PID_FILE,
     vault: vault(spec),
   }
   const rendered = templates(spec)

@@ -2,18 +2,12 @@
 // vault-k8s's names, paths and order.
 import { jsonClone } from './clone.ts'
 import fastJsonPatch from 'fast-json-patch'
-import { agentConfig, CACHE_PATH, encodeConfig, TOKEN_SINK } from './config.ts'
+import { agentConfig, encodeConfig } from './config.ts'
+import { CONTAINER, customSecretsVolume, isOwnedVolume, MOUNT_PATH, TOKEN_SINK, VOLUME } from './names.ts'
 import type { AgentSpec } from './spec.ts'
 import type { JsonObject } from './types.ts'
 
-export const INIT_NAME = 'vault-agent-init'
-export const SIDECAR_NAME = 'vault-agent'
-const HOME = '/home/vault'
 const memoryVolume = (name: string): JsonObject => ({ name, emptyDir: { medium: 'Memory' } })
-
-// Every volume name the injector may add; re-injection strips exactly these.
-export const OWNED_VOLUME = /^(home-init|home-sidecar|vault-secrets|vault-secrets-custom-\d+|vault-config|extra-secrets|vault-tls-secrets|vault-agent-cache|vault-agent-token)$/
-export const OWNED_CONTAINERS = new Set([INIT_NAME, SIDECAR_NAME])
 
 // Secret mount paths other than the main one, each with its own volume.
 export function customMountPaths(spec: AgentSpec): string[] {
@@ -22,20 +16,20 @@ export function customMountPaths(spec: AgentSpec): string[] {
 }
 
 export function secretMounts(spec: AgentSpec): JsonObject[] {
-  const mounts: JsonObject[] = [{ name: 'vault-secrets', mountPath: spec.secretVolumePath }]
-  customMountPaths(spec).forEach((mountPath, i) => mounts.push({ name: `vault-secrets-custom-${i}`, mountPath }))
+  const mounts: JsonObject[] = [{ name: VOLUME.secrets, mountPath: spec.secretVolumePath }]
+  customMountPaths(spec).forEach((mountPath, i) => mounts.push({ name: customSecretsVolume(i), mountPath }))
   return mounts
 }
 
 export function volumes(spec: AgentSpec): JsonObject[] {
   const out: JsonObject[] = []
-  if (spec.prePopulate && !spec.native) out.push(memoryVolume('home-init'))
-  if (!spec.prePopulateOnly) out.push(memoryVolume('home-sidecar'))
+  if (spec.prePopulate && !spec.native) out.push(memoryVolume(VOLUME.homeInit))
+  if (!spec.prePopulateOnly) out.push(memoryVolume(VOLUME.homeSidecar))
   for (const mount of secretMounts(spec)) out.push(memoryVolume(String(mount.name)))
-  if (spec.configMap) out.push({ name: 'vault-config', configMap: { name: spec.configMap } })
-  if (spec.extraSecret) out.push({ name: 'extra-secrets', secret: { secretName: spec.extraSecret } })
-  if (spec.tlsSecret) out.push({ name: 'vault-tls-secrets', secret: { secretName: spec.tlsSecret } })
-  if (spec.persistentCache) out.push(memoryVolume('vault-agent-cache'))
+  if (spec.configMap) out.push({ name: VOLUME.config, configMap: { name: spec.configMap } })
+  if (spec.extraSecret) out.push({ name: VOLUME.extraSecrets, secret: { secretName: spec.extraSecret } })
+  if (spec.tlsSecret) out.push({ name: VOLUME.tlsSecrets, secret: { secretName: spec.tlsSecret } })
+  if (spec.persistentCache) out.push(memoryVolume(VOLUME.cache))
   if (spec.token.volume) out.push(spec.token.volume)
   return out
 }
@@ -46,7 +40,7 @@ function copiedMounts(spec: AgentSpec, pod: JsonObject): JsonObject[] {
   const all = [...((podSpec.containers as JsonObject[]) ?? []), ...((podSpec.initContainers as JsonObject[]) ?? [])]
   const source = all.find((c) => c.name === spec.copyVolumeMountsFrom)
   const mounts = Array.isArray(source?.volumeMounts) ? (source.volumeMounts as JsonObject[]) : []
-  return mounts.filter((m) => !String(m.mountPath).includes('serviceaccount') && !OWNED_VOLUME.test(String(m.name))).map((m) => jsonClone(m))
+  return mounts.filter((m) => !String(m.mountPath).includes('serviceaccount') && !isOwnedVolume(String(m.name))).map((m) => jsonClone(m))
 }
 
 // Mounts shared by both agents after their home and token mounts.
@@ -55,11 +49,11 @@ function commonMounts(spec: AgentSpec, pod: JsonObject): JsonObject[] {
   // The IRSA token may already be the agents' token mount (same volume).
   if (spec.irsaMount && spec.irsaMount.name !== spec.token.volumeName) mounts.push({ name: spec.irsaMount.name, mountPath: spec.irsaMount.mountPath, readOnly: true })
   mounts.push(...secretMounts(spec))
-  if (spec.extraSecret) mounts.push({ name: 'extra-secrets', mountPath: '/vault/custom', readOnly: true })
+  if (spec.extraSecret) mounts.push({ name: VOLUME.extraSecrets, mountPath: MOUNT_PATH.extraSecrets, readOnly: true })
   mounts.push(...copiedMounts(spec, pod))
-  if (spec.configMap) mounts.push({ name: 'vault-config', mountPath: '/vault/configs', readOnly: true })
-  if (spec.tlsSecret) mounts.push({ name: 'vault-tls-secrets', mountPath: '/vault/tls', readOnly: true })
-  if (spec.persistentCache) mounts.push({ name: 'vault-agent-cache', mountPath: CACHE_PATH })
+  if (spec.configMap) mounts.push({ name: VOLUME.config, mountPath: MOUNT_PATH.configMap, readOnly: true })
+  if (spec.tlsSecret) mounts.push({ name: VOLUME.tlsSecrets, mountPath: MOUNT_PATH.tlsSecrets, readOnly: true })
+  if (spec.persistentCache) mounts.push({ name: VOLUME.cache, mountPath: MOUNT_PATH.cache })
   return mounts
 }
 
@@ -106,9 +100,9 @@ function configMapEnv(spec: AgentSpec): JsonObject[] {
 function args(spec: AgentSpec, init: boolean): string[] {
   if (spec.configMap) {
     const file = init ? 'config-init.hcl' : 'config.hcl'
-    return [`touch ${TOKEN_SINK} && vault agent -config=/vault/configs/${file}`]
+    return [`touch ${TOKEN_SINK} && vault agent -config=${MOUNT_PATH.configMap}/${file}`]
   }
-  return [`echo \${VAULT_CONFIG?} | base64 -d > ${HOME}/config.json && vault agent -config=${HOME}/config.json`]
+  return [`echo \${VAULT_CONFIG?} | base64 -d > ${MOUNT_PATH.home}/config.json && vault agent -config=${MOUNT_PATH.home}/config.json`]
 }
 
 function securityContext(spec: AgentSpec): JsonObject {
@@ -144,8 +138,8 @@ function baseContainer(spec: AgentSpec, name: string, init: boolean, mounts: Jso
 }
 
 export function initContainer(spec: AgentSpec, pod: JsonObject): JsonObject {
-  const mounts = [{ name: 'home-init', mountPath: HOME }, tokenMount(spec), ...commonMounts(spec, pod)]
-  return applyUserPatch(baseContainer(spec, INIT_NAME, true, mounts), spec.initPatch, 'agent-init-json-patch')
+  const mounts = [{ name: VOLUME.homeInit, mountPath: MOUNT_PATH.home }, tokenMount(spec), ...commonMounts(spec, pod)]
+  return applyUserPatch(baseContainer(spec, CONTAINER.init, true, mounts), spec.initPatch, 'agent-init-json-patch')
 }
 
 function revokeCommand(spec: AgentSpec): string {
@@ -159,8 +153,8 @@ function revokeCommand(spec: AgentSpec): string {
 }
 
 export function sidecarContainer(spec: AgentSpec, pod: JsonObject): JsonObject {
-  const mounts = [tokenMount(spec), { name: 'home-sidecar', mountPath: HOME }, ...commonMounts(spec, pod)]
-  const container = baseContainer(spec, SIDECAR_NAME, false, mounts)
+  const mounts = [tokenMount(spec), { name: VOLUME.homeSidecar, mountPath: MOUNT_PATH.home }, ...commonMounts(spec, pod)]
+  const container = baseContainer(spec, CONTAINER.sidecar, false, mounts)
   container.lifecycle = spec.revokeOnShutdown ? { preStop: { exec: { command: ['/bin/sh', '-c', revokeCommand(spec)] } } } : {}
   if (spec.native) makeNative(spec, container)
   return applyUserPatch(container, spec.sidecarPatch, 'agent-json-patch')

@@ -1,7 +1,8 @@
 // Mutating the raw pod JSON: strip what an earlier injection added, then add
 // this injection's parts. Fields we do not own are never touched.
 import { jsonClone } from './clone.ts'
-import { appMounts, initContainer, INIT_NAME, OWNED_CONTAINERS, OWNED_VOLUME, sidecarContainer, volumes } from './containers.ts'
+import { appMounts, initContainer, sidecarContainer, volumes } from './containers.ts'
+import { CONTAINER, isOwnedVolume, OWNED_CONTAINERS } from './names.ts'
 import type { AgentSpec } from './spec.ts'
 import type { JsonObject } from './types.ts'
 
@@ -21,7 +22,7 @@ function setList(spec: JsonObject, field: string, items: Named[]): void {
 
 function withoutOwnedMounts(container: Named): void {
   if (!Array.isArray(container.volumeMounts)) return
-  const kept = (container.volumeMounts as Named[]).filter((m) => !OWNED_VOLUME.test(String(m.name)))
+  const kept = (container.volumeMounts as Named[]).filter((m) => !isOwnedVolume(String(m.name)))
   if (kept.length !== container.volumeMounts.length) container.volumeMounts = kept
 }
 
@@ -36,8 +37,8 @@ export function stripInjection(podSpec: JsonObject): string[] {
     if (Array.isArray(podSpec[field])) setList(podSpec, field, kept)
   }
   const volumes = list(podSpec, 'volumes')
-  const removed = volumes.filter((v) => OWNED_VOLUME.test(String(v.name))).map((v) => String(v.name))
-  if (Array.isArray(podSpec.volumes)) setList(podSpec, 'volumes', volumes.filter((v) => !OWNED_VOLUME.test(String(v.name))))
+  const removed = volumes.filter((v) => isOwnedVolume(String(v.name))).map((v) => String(v.name))
+  if (Array.isArray(podSpec.volumes)) setList(podSpec, 'volumes', volumes.filter((v) => !isOwnedVolume(String(v.name))))
   return removed
 }
 
@@ -47,7 +48,7 @@ export function reservedNameClashes(podSpec: JsonObject): string[] {
   for (const field of ['containers', 'initContainers']) {
     for (const c of list(podSpec, field)) if (OWNED_CONTAINERS.has(String(c.name))) clashes.push(`container ${String(c.name)}`)
   }
-  for (const v of list(podSpec, 'volumes')) if (OWNED_VOLUME.test(String(v.name))) clashes.push(`volume ${String(v.name)}`)
+  for (const v of list(podSpec, 'volumes')) if (isOwnedVolume(String(v.name))) clashes.push(`volume ${String(v.name)}`)
   return clashes
 }
 

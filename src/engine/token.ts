@@ -1,10 +1,11 @@
 // Where the agents' Kubernetes service-account token comes from.
 // vault-k8s reuses the app's token mount and refuses pods without one; we
 // project a token of the agents' own there, and on request everywhere.
+import { VOLUME } from './names.ts'
 import type { JsonObject } from './types.ts'
 import { showValue } from './read.ts'
 
-export const PROJECTED_TOKEN_VOLUME = 'vault-agent-token'
+export const PROJECTED_TOKEN_VOLUME = VOLUME.token
 export const AGENT_TOKEN_MOUNT_PATH = '/var/run/secrets/vault.hashicorp.com/serviceaccount'
 
 export interface TokenSource {

@@ -5,7 +5,7 @@
 // (VAULT_ADDR, VAULT_NAMESPACE, VAULT_SKIP_VERIFY) are taken into account.
 // Where a patch changed what cannot be judged (the command, mounts, probes,
 // other configuration keys), that is said, not guessed.
-import { OWNED_CONTAINERS } from '../engine/containers.ts'
+import { OWNED_CONTAINERS } from '../engine/names.ts'
 import type { JsonObject } from '../engine/types.ts'
 import { templateReads } from './templates.ts'
 
