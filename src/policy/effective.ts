@@ -216,6 +216,9 @@ function configChanges(actual: unknown, expected: unknown, path = ''): string[] 
 export function unjudgeableChanges(final: JsonObject, reference: JsonObject | undefined): string[] {
   const problems: string[] = []
   const expected = new Map(reference ? agentContainers(reference).map((a) => [String(a.container.name), a]) : [])
+  const present = new Set(agentContainers(final).map((a) => String(a.container.name)))
+  // A renamed agent would run unjudged under another name.
+  for (const name of expected.keys()) if (!present.has(name)) problems.push(`${name} was renamed or removed`)
   for (const { container: c, field } of agentContainers(final)) {
     const name = String(c.name)
     const want = expected.get(name)

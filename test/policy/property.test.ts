@@ -53,6 +53,7 @@ const anyOp = fc.oneof(
   fc.record({ op: fc.constant('replace'), path: fc.constant('/resources'), value: fc.constantFrom({}, { limits: { cpu: '1', memory: '1Gi' } }, { requests: { cpu: '1' } }) }),
   fc.record({ op: fc.constant('replace'), path: fc.constantFrom('/args/0', '/command/1'), value: fc.constantFrom('vault agent -config=/tmp/x', '-c') }),
   fc.record({ op: fc.constant('add'), path: fc.constant('/volumeMounts/-'), value: fc.constantFrom({ name: 'vault-secrets', mountPath: '/etc/ssl' }, { name: 'vault-secrets', mountPath: '/data' }) }),
+  fc.record({ op: fc.constant('replace'), path: fc.constant('/name'), value: fc.constant('helper') }),
 )
 const op = fc.oneof({ weight: 3, arbitrary: harmless }, { weight: 2, arbitrary: anyOp })
 // Mostly values within the pins, so that many pods are admitted and checked.
@@ -80,6 +81,7 @@ const overrides = fc.record(
 // Everything the pins restrict, read from the admitted pod alone.
 function violations(pod: Obj): string[] {
   const out: string[] = []
+  for (const c of [...(pod.spec.initContainers ?? []), ...(pod.spec.containers ?? [])]) if (!['app', 'vault-agent', 'vault-agent-init'].includes(c.name)) out.push(`unknown container ${c.name}`)
   const agents = [...(pod.spec.initContainers ?? []), ...(pod.spec.containers ?? [])].filter((c: Obj) => c.name === 'vault-agent' || c.name === 'vault-agent-init')
   for (const c of agents) {
     const env = (name: string): string | undefined => (c.env ?? []).findLast((e: Obj) => e.name === name)?.value
