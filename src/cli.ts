@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   review: () => import('./cli/review.ts'),
   test: () => import('./cli/test.ts'),
   version: () => import('./cli/version.ts'),
+  'csi-provider': () => import('./cli/csi-provider.ts'),
 }
 
 // argv as process.argv has it; without a known subcommand (help, typos) all are loaded.
