@@ -2,9 +2,10 @@
 // would judge its pods: shared by inject, explain and test.
 import { UsageError } from '../errors.ts'
 import type { Settings } from '../settings.ts'
-import type { EngineResult } from '../engine/types.ts'
+import type { EngineResult, JsonObject } from '../engine/types.ts'
 import { judge, type Judgement } from '../policy/judge.ts'
 import type { PolicyEvaluator, PolicyVerdict } from '../policy/types.ts'
+import { evaluateClass, isSecretProviderClass, planAsResult, type ClassEvaluation } from '../csi/evaluate.ts'
 import { displayName, namespaceOf, podOf, type PodLocation } from './manifests.ts'
 
 export interface EvaluateOptions {
@@ -26,11 +27,14 @@ export interface Evaluation {
   decision: 'inject' | 'skip' | 'deny'
   reason: string
   warnings: string[]
+  // Set for a SecretProviderClass: how a CSI mount of it would be judged.
+  csi?: ClassEvaluation
 }
 
 // The workload's pod template through the one judgement, as the webhook
 // would judge the pods it creates.
 export function evaluate(object: unknown, options: EvaluateOptions): Evaluation | undefined {
+  if (isSecretProviderClass(object)) return evaluateSecretProviderClass(object, options)
   const location = podOf(object)
   if (!location) return undefined
   const namespace = namespaceOf(object, options.namespace)
@@ -46,6 +50,28 @@ export function evaluate(object: unknown, options: EvaluateOptions): Evaluation 
     reason: j.reason,
     warnings: j.warnings,
   }
+}
+
+// A SecretProviderClass, judged by the same policy as a mount of it (src/csi/).
+// Its engine result is a skip: there is no pod to inject.
+function evaluateSecretProviderClass(object: JsonObject, options: EvaluateOptions): Evaluation {
+  const namespace = namespaceOf(object, options.namespace)
+  const labels = { 'kubernetes.io/metadata.name': namespace, ...(options.namespaceLabels ?? {}) }
+  const csi = evaluateClass(object, namespace, options.settings, options.policy, labels)
+  const result: EngineResult = { decision: 'skip', reason: csi.reason, pod: {}, patch: [], warnings: [], ...(csi.plan ? { agent: planAsResult(csi.plan).agent! } : {}) }
+  const location: PodLocation = { kind: 'SecretProviderClass', pod: {}, replace: () => {} }
+  const warnings = [...(csi.verdict?.warnings ?? [])]
+  const judgement: Judgement = {
+    decision: csi.decision,
+    reason: csi.reason,
+    ...(csi.decision === 'deny' ? { code: csi.verdict ? 403 : 400 } : {}),
+    patch: [],
+    result,
+    warnings,
+    ...(csi.verdict ? { verdict: csi.verdict } : {}),
+    audit: { decision: csi.decision, reason: csi.reason, warnings: warnings.length, ...(csi.plan ? { role: csi.plan.roleName, secretPaths: [...new Set(result.agent!.secrets.map((x) => x.path))], injectionType: 'csi' } : {}), ...(csi.verdict ? { policyFindings: csi.verdict.findings } : {}) },
+  }
+  return { name: displayName(object), namespace, location, result, judgement, decision: csi.decision, reason: csi.reason, warnings, csi, ...(csi.verdict ? { verdict: csi.verdict } : {}) }
 }
 
 // A command-line value that cannot be used (exit 2).

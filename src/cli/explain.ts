@@ -3,6 +3,7 @@
 import type { Command } from 'commander'
 import { OWNED_CONTAINERS } from '../engine/names.ts'
 import type { AgentSummary } from '../engine/types.ts'
+import { explainClass } from '../csi/evaluate.ts'
 import { loadPolicyFile } from '../policy/load.ts'
 import { evaluate, parseLabels, type Evaluation, type EvaluateOptions } from './evaluate.ts'
 import { readManifests } from './manifests.ts'
@@ -23,6 +24,7 @@ function tokenLine(agent: AgentSummary): string {
 }
 
 export function explainOne(e: Evaluation): string {
+  if (e.csi) return explainClass(e.name, e.namespace, e.csi, e.warnings)
   const lines = [`${e.name} (namespace ${e.namespace}): ${e.decision === 'inject' ? 'INJECTED' : e.decision === 'skip' ? 'not injected' : 'DENIED'}`]
   const agent = e.result.agent
   if (e.decision === 'inject' && agent) {

@@ -52,6 +52,11 @@ function injectOne(object: unknown, label: string, options: InjectOptions, outco
     outcome.diagnostics.push(`${where}: skipped: ${e.reason}`)
     return false
   }
+  // A SecretProviderClass the policy allows: judged, nothing to inject.
+  if (e.csi) {
+    outcome.diagnostics.push(`${where}: ${e.reason} (CSI provider)`)
+    return false
+  }
   e.location.replace(e.result.pod)
   outcome.diagnostics.push(`${where}: ${e.reason}`)
   return true

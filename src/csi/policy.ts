@@ -1,9 +1,11 @@
-// A SecretProviderClass judged by the injector's policy rules: its role, auth
-// mount, Vault address, Vault namespace, TLS verification and secret paths are
-// put in the shape the policy judges for an injected pod, and the Policy's own
-// evaluation gives the verdict. The one seam to switch when the policy grows a
-// judgement of its own for CSI mounts.
-import type { EngineResult, InjectionType, JsonObject } from '../engine/types.ts'
+// A SecretProviderClass judged by the injector's policy rules: what a mount
+// will do (role, auth mount, Vault address and namespace, TLS verification,
+// secret paths) is put in the shape the policy judges for injected agents,
+// and the Policy's own evaluation gives the verdict. No agent container runs
+// for a CSI mount, so rules on agents (image, limits, securityContext, Jobs)
+// find nothing to judge.
+import type { EngineResult, InjectionType } from '../engine/types.ts'
+import type { Facts } from '../policy/effective.ts'
 import type { PolicyEvaluator, PolicyVerdict } from '../policy/types.ts'
 import { vaultPathOf, type CsiObject } from './params.ts'
 
@@ -21,21 +23,26 @@ export interface CsiMountPlan {
   objects: CsiObject[]
 }
 
-// The annotations a pod would carry to ask the injector for the same thing,
-// so rules written for annotations see the same values.
-function equivalentAnnotations(plan: CsiMountPlan): Record<string, string> {
+export function planFacts(plan: CsiMountPlan): Facts {
   return {
-    'vault.hashicorp.com/role': plan.roleName,
-    'vault.hashicorp.com/auth-path': plan.authPath,
-    'vault.hashicorp.com/service': plan.vaultAddress,
-    ...(plan.vaultNamespace ? { 'vault.hashicorp.com/namespace': plan.vaultNamespace } : {}),
-    'vault.hashicorp.com/tls-skip-verify': String(plan.tlsSkipVerify),
+    agents: [],
+    roles: [plan.roleName],
+    authPaths: [plan.authPath],
+    addresses: [plan.vaultAddress],
+    vaultNamespaces: [plan.vaultNamespace || 'root'],
+    secretPaths: plan.objects.map((o) => ({ path: vaultPathOf(o.secretPath), file: o.objectName })),
+    tlsSkipVerify: plan.tlsSkipVerify,
+    dynamicTemplates: [],
+    templateFiles: [],
+    templateCommands: [],
+    unjudgeable: [],
   }
 }
 
+// For explain and the CLI's Evaluation: the plan as an engine result's summary.
 export function planAsResult(plan: CsiMountPlan): EngineResult {
   return {
-    decision: 'inject',
+    decision: 'skip',
     reason: 'CSI mount',
     pod: {},
     patch: [],
@@ -45,21 +52,21 @@ export function planAsResult(plan: CsiMountPlan): EngineResult {
       authType: 'kubernetes',
       authPath: plan.authPath,
       vaultAddress: plan.vaultAddress,
-      // Not one of the injector's kinds; the audit line says csi. The policy does not read it.
+      // Not one of the injector's kinds; the audit line says csi.
       injectionType: 'csi' as unknown as InjectionType,
       mode: 'csi',
       tokenSource: { kind: 'projected', volume: 'csi', tokenPath: '' },
       secrets: plan.objects.map((o) => ({ name: o.objectName, path: vaultPathOf(o.secretPath), file: o.objectName, template: 'csi', pathsRead: [vaultPathOf(o.secretPath)] })),
       appContainers: [],
-      annotations: equivalentAnnotations(plan),
+      annotations: {},
       tlsSkipVerify: plan.tlsSkipVerify,
-      // No agent container runs: the limits rule has nothing to judge.
       hasResourceLimits: true,
     },
   }
 }
 
 export function judgeMount(policy: PolicyEvaluator, plan: CsiMountPlan, namespaceLabels: Readonly<Record<string, string>>): PolicyVerdict {
-  const pod: JsonObject = { metadata: { name: plan.podName, namespace: plan.namespace }, spec: { serviceAccountName: plan.serviceAccountName } }
-  return policy.evaluate({ namespace: plan.namespace, namespaceLabels, pod }, planAsResult(plan))
+  const ns = { namespace: plan.namespace, namespaceLabels: { 'kubernetes.io/metadata.name': plan.namespace, ...namespaceLabels } }
+  if (!policy.applies(ns)) return { warnings: [], findings: [] }
+  return policy.evaluate({ ...ns, final: {}, isJob: false, facts: planFacts(plan), hatches: [] })
 }

@@ -8,17 +8,12 @@ import type { PolicyEvaluator, PolicyFinding } from '../policy/types.ts'
 import { ContentError, contentOf } from './content.ts'
 import { parseVaultJson } from './gojson.ts'
 import { parseAttributes, ParamsError, vaultPathOf, type CsiObject, type CsiParams } from './params.ts'
+import { mountPlan, tlsFor, type ProviderDefaults } from './plan.ts'
 import { judgeMount, type CsiMountPlan } from './policy.ts'
 import type { File, MountRequest, MountResponse, ObjectVersion } from './proto.ts'
 import { VaultClient, VaultError, vaultAnswer, type VaultTarget, type VaultTls } from './vault.ts'
 
-// What the provider uses when a class does not say (HashiCorp's flags of the same meaning).
-export interface ProviderDefaults {
-  vaultAddress: string
-  authMountPath: string
-  vaultNamespace: string
-  tls: VaultTls
-}
+export type { ProviderDefaults }
 
 export interface MountLogger {
   info(fields: object, message: string): void
@@ -127,33 +122,12 @@ export class CsiProvider {
     return createHmac('sha256', this.#hmacKey).update(settings).update('\0').update(contents).digest('base64url')
   }
 
-  // The provider's TLS settings with the class's on top, field by field.
   tlsFor(params: CsiParams): VaultTls {
-    const d = this.#options.defaults.tls
-    const c = params.tls
-    return {
-      caCertPath: c.caCertPath || d.caCertPath,
-      caDirectory: c.caDirectory || d.caDirectory,
-      serverName: c.serverName || d.serverName,
-      clientCertPath: c.clientCertPath || d.clientCertPath,
-      clientKeyPath: c.clientKeyPath || d.clientKeyPath,
-      skipVerify: c.skipVerify || d.skipVerify,
-    }
+    return tlsFor(params, this.#options.defaults)
   }
 
   plan(params: CsiParams): CsiMountPlan {
-    const mount = (params.authMountPath || this.#options.defaults.authMountPath).replace(/^\/+|\/+$/g, '').replace(/^auth\//, '')
-    return {
-      namespace: params.pod.namespace,
-      podName: params.pod.name,
-      serviceAccountName: params.pod.serviceAccountName,
-      roleName: params.roleName,
-      authPath: `auth/${mount}`,
-      vaultAddress: params.vaultAddress || this.#options.defaults.vaultAddress,
-      vaultNamespace: params.vaultNamespace || this.#options.defaults.vaultNamespace,
-      tlsSkipVerify: this.tlsFor(params).skipVerify,
-      objects: params.objects,
-    }
+    return mountPlan(params, this.#options.defaults)
   }
 
   async mount(request: MountRequest): Promise<MountOutcome> {

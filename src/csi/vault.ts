@@ -127,7 +127,9 @@ export class VaultClient {
   // POST auth/<mount>/login with the pod's token; returns the client token.
   async login(mountPath: string, role: string, jwt: string): Promise<string> {
     const path = `/v1/auth/${mountPath.replace(/^\/+|\/+$/g, '')}/login`
-    const response = await this.request('POST', path, '', { jwt, role })
+    const response = await this.request('POST', path, '', { jwt, role }).catch((error: Error) => {
+      throw new VaultError(`Vault login at ${path} with role "${role}" failed: ${error.message}`, 0)
+    })
     if (response.status !== 200) throw new VaultError(`Vault login at ${path} with role "${role}" failed: ${vaultAnswer(response)}`, response.status)
     const token = (JSON.parse(response.body) as { auth?: { client_token?: unknown } }).auth?.client_token
     if (typeof token !== 'string' || token === '') throw new VaultError(`Vault login at ${path} returned no client token`, response.status)

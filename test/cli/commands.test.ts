@@ -17,7 +17,7 @@ const pod = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  annotations: {
 t.test('vault-injector test: the shipped example suite passes', async (t) => {
   const r = run(['test', 'examples/'])
   t.equal(r.status, 0, r.stdout + r.stderr)
-  t.match(r.stdout, /6 passed, 0 failed/)
+  t.match(r.stdout, /8 passed, 0 failed/)
 })
 
 t.test('vault-injector test: a failing suite exits 1 and says why; junit and tap are well formed', async (t) => {

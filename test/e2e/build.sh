@@ -11,7 +11,9 @@
 # with the reason. vault-k8s (HashiCorp's injector handler, test/e2e/go/vault-k8s/
 # main.go, a main package of our own instead of a `tool` line) is built too; if
 # it does not build, the other scenarios still run and the differential test
-# fails, saying so. A compile error is remembered per go.mod (no 10-minute retry
+# fails, saying so. csi-driver (the CSI driver's side of a provider mount,
+# test/e2e/go/csi-driver/main.go) is optional: without it the CSI scenario is
+# skipped with the reason. A compile error is remembered per go.mod (no 10-minute retry
 # on every run); a download error is not.
 set -euo pipefail
 
@@ -46,9 +48,13 @@ build() { # name
     # The version of the module that holds the main package, as go.mod pins it.
     version=$(cd "$dir" && go list -f '{{.Module.Version}}' "$tool") || { log "$name: cannot resolve $tool"; return 1; }
   else
-    # Our own main package (main.go beside go.mod): named after the module it wraps.
+    # Our own main package (main.go beside go.mod): named after the module it
+    # wraps, given by a "// wraps: <module>" line in go.mod, else github.com/hashicorp/<name>.
     tool=.
-    version=$(cd "$dir" && go list -m -f '{{.Version}}' "github.com/hashicorp/$name") || { log "$name: cannot resolve github.com/hashicorp/$name"; return 1; }
+    local wraps
+    wraps=$(sed -n 's|^// wraps: ||p' "$dir/go.mod")
+    wraps=${wraps:-github.com/hashicorp/$name}
+    version=$(cd "$dir" && go list -m -f '{{.Version}}' "$wraps") || { log "$name: cannot resolve $wraps"; return 1; }
   fi
   # Every file of the folder (go.mod, go.sum and any main.go): a changed source
   # is a new build. For the tool-only folders this is the hash of go.mod+go.sum.
@@ -108,5 +114,10 @@ if ! build vault; then
 fi
 if ! build vault-k8s; then
   log "vault-k8s: the differential test against vault-k8s will fail (it needs this binary)"
+fi
+# The Secrets Store CSI Driver's side of a provider mount, from the driver's
+# own module (test/e2e/go/csi-driver/main.go).
+if ! build csi-driver; then
+  log "csi-driver: the CSI provider scenario will be skipped"
 fi
 echo "$BIN"

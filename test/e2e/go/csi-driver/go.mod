@@ -1,3 +1,7 @@
+// The Secrets Store CSI Driver's side of a provider mount (main.go), from the
+// driver's own module at v1.6.0, for test/e2e/csi.e2e.ts. test/e2e/build.sh
+// builds this folder's main package and names the build after:
+// wraps: sigs.k8s.io/secrets-store-csi-driver
 module vault-injector.dev/e2e/csi-driver
 
 go 1.25.9
