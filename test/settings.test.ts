@@ -124,6 +124,8 @@ const CASES: Record<keyof Settings, [good: string, bad: string | undefined]> = {
   policyFile: [FILE, '/nonexistent/policy.yaml'],
   maxBodyBytes: ['8388608', '1024'],
   maxConcurrentRequests: ['64', '0'],
+  csiRestartOnRotation: ['true', 'yes'],
+  csiRestartMinIntervalSeconds: ['60', '-1'],
   vaultAddress: ['https://vault:8200', 'vault:8200'],
   vaultCACertBytes: ['-----BEGIN CERTIFICATE-----', undefined],
   proxyAddress: ['http://proxy:3128', 'proxy:3128'],

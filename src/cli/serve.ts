@@ -111,6 +111,14 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
   for (const note of startup.notes) server.app.log.info(note)
   const vaultNote = startup.settings.vaultAddress === DEFAULT_VAULT_ADDRESS ? ' (the default; set AGENT_INJECT_VAULT_ADDR)' : ''
   server.app.log.info({ vaultAddress: startup.settings.vaultAddress }, `agents will use Vault at ${startup.settings.vaultAddress}${vaultNote}`)
+  // Rolling restarts on CSI secret rotation: the API code is loaded only when asked for.
+  let csiRestarts: { stop(): Promise<void> } | undefined
+  if (startup.settings.csiRestartOnRotation) {
+    const { loadKubeConfig } = await import('../kube/client.ts')
+    const { startCsiRestarts } = await import('../kube/csi-restart.ts')
+    const s = startup.settings
+    csiRestarts = startCsiRestarts(loadKubeConfig(), { logger, minIntervalMs: s.csiRestartMinIntervalSeconds * 1000, namespace: s.namespace, podName: s.podName, useLeaderElector: s.useLeaderElector })
+  }
   const address = await server.listen()
   server.app.log.info({ address, version: VERSION }, `vault-injector ${VERSION} serving AdmissionReviews on ${address}/mutate`)
   if (startup.localCa) printLocalCaNote(startup.localCa, address)
@@ -122,7 +130,7 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
     server.app.log.info({ signal }, 'shutting down: finishing reviews in flight')
     const force = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS)
     force.unref()
-    server.close().then(
+    Promise.all([server.close(), csiRestarts?.stop()]).then(
       () => process.exit(0),
       () => process.exit(1),
     )

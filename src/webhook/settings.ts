@@ -23,6 +23,8 @@ export interface ServerSettings {
   policyFile: string
   maxBodyBytes: number
   maxConcurrentRequests: number
+  csiRestartOnRotation: boolean
+  csiRestartMinIntervalSeconds: number
 }
 
 export function parseListen(listen: string): { host: string; port: number } | undefined {
@@ -85,4 +87,6 @@ export const SERVER_SETTINGS: readonly SettingSpec<keyof ServerSettings>[] = [
   setting('policyFile', existingFileType, '', 'Policy file enforced at admission, reloaded when it changes.', { ours: true }),
   setting('maxBodyBytes', v.integerType(MIN_BODY_BYTES, 2 ** 31 - 1, 'is not a byte count from 3 MiB (3145728), the API server\'s object limit'), String(6 * 1024 * 1024), 'Largest AdmissionReview body accepted, in bytes.', { ours: true }),
   setting('maxConcurrentRequests', v.integerType(1, 2 ** 31 - 1, 'is not a whole number from 1'), '256', 'Reviews processed at once; more are answered 503.', { ours: true }),
+  setting('csiRestartOnRotation', v.boolType, 'false', 'Roll Deployments, StatefulSets and DaemonSets annotated vault-injector.dev/restart-on-secret-change when their CSI-mounted secrets change (needs the Secrets Store CSI Driver).', { ours: true }),
+  setting('csiRestartMinIntervalSeconds', v.integerType(0, 2 ** 31 - 1, 'is not a whole number of seconds'), '300', 'Least time between two such restarts of one workload, in seconds.', { ours: true }),
 ]

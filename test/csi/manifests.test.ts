@@ -54,4 +54,8 @@ t.test('kustomize: the component on top of the injector', { skip: existsSync(kus
   const kinds = parseAllDocuments(r.stdout).map((d) => `${(d.toJS() as Obj).kind}/${(d.toJS() as Obj).metadata.name}`)
   t.ok(kinds.includes('Deployment/vault-injector'))
   t.ok(kinds.includes('DaemonSet/vault-injector-csi-provider'))
+  t.ok(kinds.includes('ClusterRole/vault-injector-csi-restart'))
+  const deployment = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj).find((o) => o.kind === 'Deployment')!
+  t.ok(deployment.spec.template.spec.containers[0].env.some((e: Obj) => e.name === 'AGENT_INJECT_CSI_RESTART_ON_ROTATION' && e.value === 'true'), 'the webhook rolls workloads on rotation')
+  t.equal(spawnSync(kustomize, ['build', dir], { encoding: 'utf8' }).status, 0, 'the component alone builds too')
 })
