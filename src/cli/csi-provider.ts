@@ -7,7 +7,7 @@ import { Option, type Command } from 'commander'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import { join } from 'node:path'
-import { createLogger } from '../webhook/logger.ts'
+import { createLogger } from '../log.ts'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 

@@ -8,7 +8,7 @@
 // Lease), at most once per workload per interval, with an Event on the
 // workload naming the secret objects, never their values.
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, makeInformer, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node'
-import type { Logger } from '../tls/files.ts'
+import type { Logger } from '../log.ts'
 import { apiErrorText } from './client.ts'
 import { defaultIdentity, LeaderElector, leaseStore } from './leader.ts'
 
