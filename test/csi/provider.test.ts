@@ -139,7 +139,7 @@ t.test('the injector policy judges the class; a denial reaches Vault not at all'
   t.teardown(() => vault.close())
   vault.kv.set('secret/data/db', { password: 'x' })
   const logs: { fields: MountAudit; message: string }[] = []
-  const policy = `apiVersion: vault-injector.dev/v1alpha1\nkind: InjectorPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: team-a\n      namespaces: {names: [team-a]}\n      allow: {roles: [web], secretPaths: ["secret/data/db"], authPaths: [auth/kubernetes], vaultAddresses: ["${vault.address}"]}\n      require: {noTlsSkipVerify: true}\n`
+  const policy = `apiVersion: vault-injector.dev/v1alpha1\nkind: InjectorPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: team-a\n      namespaces: {names: [team-a]}\n      allow: {roles: [web], secretPaths: ["secret/data/db"], authPaths: [auth/kubernetes], vaultAddresses: ["${vault.address}"], vaultNamespaces: [root, team-a]}\n      require: {noTlsSkipVerify: true}\n`
   const p = provider(vault, logs, policy)
   t.teardown(() => p.close())
   await p.mount(request({ objects: '- objectName: pw\n  secretPath: secret/data/db\n  secretKey: password\n' }))
@@ -147,9 +147,11 @@ t.test('the injector policy judges the class; a denial reaches Vault not at all'
   const denied = await p.mount(request({ objects: OBJECTS })).catch((e: unknown) => e)
   t.ok(denied instanceof MountError)
   t.equal((denied as MountError).grpcCode, 'PERMISSION_DENIED')
-  t.match((denied as Error).message, /denied by the vault-injector policy: policy rule "team-a": secret path "secret\/data\/api" \(secret api-key\) is not allowed in namespace team-a/)
+  t.match((denied as Error).message, /denied by the vault-injector policy: policy rule "team-a": secret path "secret\/data\/api" \(rendered to api-key\) is not allowed in namespace team-a/)
   await t.rejects(p.mount(request({ vaultAuthMountPath: 'other', objects: '- objectName: pw\n  secretPath: secret/data/db\n' })), { message: /auth path "auth\/other" is not allowed/ })
   await t.rejects(p.mount(request({ vaultAddress: 'https://vault.evil.example:8200', vaultSkipTLSVerify: 'true', objects: '- objectName: pw\n  secretPath: secret/data/db\n' })), { message: /Vault address "https:\/\/vault.evil.example:8200" is not allowed.*tls-skip-verify must not be true/ })
+  await t.rejects(p.mount(request({ vaultNamespace: 'team-b', objects: '- objectName: pw\n  secretPath: secret/data/db\n' })), { message: /Vault namespace "team-b" is not allowed/ })
+  await t.rejects(p.mount(request({ objects: '- objectName: pw\n  secretPath: secret/data/db/../../sys/raw\n' })), { message: /secret path "secret\/data\/db\/..\/..\/sys\/raw" \(rendered to pw\) is refused: it has an empty, . or .. segment/ })
   t.equal(vault.requests.length, before, 'no Vault call for a denied mount')
   t.match(logs.at(-1), { message: 'csi mount', fields: { decision: 'deny', policyFindings: [{ rule: 'team-a', mode: 'enforce' }] } })
 })

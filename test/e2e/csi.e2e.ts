@@ -197,7 +197,7 @@ t.test('the policy denies a class that breaks a rule, before Vault is asked; the
   const target = join(cp.dir, 'pods', pod.metadata.uid, 'mount')
   const run = await mountFor('webapp-denied', spc, pod, target, { audience: 'vault' })
   t.not(run.code, 0)
-  t.match(run.stderr, /code = PermissionDenied desc = denied by the vault-injector policy: policy rule "csi-namespace": secret path "secret\/data\/other" \(secret stolen\) is not allowed in namespace csi/)
+  t.match(run.stderr, /code = PermissionDenied desc = denied by the vault-injector policy: policy rule "csi-namespace": secret path "secret\/data\/other" \(rendered to stolen\) is not allowed in namespace csi/)
   t.notOk(existsSync(join(target, 'stolen')), 'no file')
   const line = provider.output.join('').split('\n').filter((l) => l.includes('"csi mount"')).map((l) => JSON.parse(l) as Obj).at(-1)
   t.match(line, { decision: 'deny', pod: 'webapp-denied', secretPaths: ['secret/data/other'], logins: 0, reads: 0, policyFindings: [{ rule: 'csi-namespace', mode: 'enforce' }] })
