@@ -7,7 +7,9 @@ import { Option, type Command } from 'commander'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import { join } from 'node:path'
+import { UsageError } from '../errors.ts'
 import { createLogger } from '../log.ts'
+import { EXIT, reportUsageError } from './run.ts'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -49,8 +51,15 @@ async function run(opts: CsiProviderOptions): Promise<void> {
     }
   }
 
-  const hmacKey = opts.hmacKeyFile ? readFileSync(opts.hmacKeyFile) : undefined
-  if (hmacKey && hmacKey.length < 32) throw new Error(`--hmac-key-file ${opts.hmacKeyFile}: needs at least 32 bytes`)
+  let hmacKey: Buffer | undefined
+  if (opts.hmacKeyFile) {
+    try {
+      hmacKey = readFileSync(opts.hmacKeyFile)
+    } catch (error) {
+      throw new UsageError(`--hmac-key-file ${opts.hmacKeyFile}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`)
+    }
+    if (hmacKey.length < 32) throw new UsageError(`--hmac-key-file ${opts.hmacKeyFile}: needs at least 32 bytes`)
+  }
   const provider = new CsiProvider({
     defaults: {
       vaultAddress: opts.vaultAddr,
@@ -116,8 +125,10 @@ export function register(program: Command): void {
       try {
         await run(opts)
       } catch (error) {
+        // A bad policy or key file exits 2 naming it; a socket that cannot be served exits 1.
+        if (error instanceof UsageError) process.exit(reportUsageError('csi-provider', error))
         process.stderr.write(`vault-injector csi-provider: ${(error as Error).message}\n`)
-        process.exit(error instanceof Error && /policy|hmac/i.test(error.message) ? 2 : 1)
+        process.exit(EXIT.failed)
       }
     })
 }

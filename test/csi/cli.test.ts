@@ -34,3 +34,13 @@ t.test('inject: a denied class fails the run (exit 1) and is written unchanged; 
   t.match(allowed.stdout, /# The shop team's SecretProviderClass/)
   t.notOk(run(['inject', '-f', 'examples/csi/shop-class.yaml']).status, 'without a policy')
 })
+
+t.test('csi-provider: a bad policy or key file is a usage error (exit 2) naming it', async (t) => {
+  const noPolicy = run(['csi-provider', '--policy', '/nonexistent/policy.yaml', '--socket', '/tmp/unused.sock', '--no-kubernetes'])
+  t.equal(noPolicy.status, 2)
+  t.match(noPolicy.stderr, /vault-injector csi-provider: cannot read policy \/nonexistent\/policy.yaml/)
+  const dir = t.testdir({ 'short.key': 'sixteen bytes!!!' })
+  const shortKey = run(['csi-provider', '--hmac-key-file', join(dir, 'short.key'), '--socket', join(dir, 'vault.sock'), '--no-kubernetes'])
+  t.equal(shortKey.status, 2)
+  t.match(shortKey.stderr, /--hmac-key-file .*short.key: needs at least 32 bytes/)
+})
