@@ -51,6 +51,8 @@ interface Running {
   pid: number
   url: string
   readyMs: number
+  // CPU the server spent until ready: less moved by a busy machine than the wall clock.
+  readyCpuMs: number
 }
 
 // ---- the machine: pinning, /proc ----
@@ -104,7 +106,8 @@ async function start(kind: ServerKind, ca: string): Promise<Running> {
     if (Date.now() > deadline) throw new Error(`${kind.name} not ready within 20 s`)
     await new Promise((r) => setTimeout(r, 2))
   }
-  return { kind, child, pid: child.pid!, url, readyMs: performance.now() - started }
+  const readyMs = performance.now() - started
+  return { kind, child, pid: child.pid!, url, readyMs, readyCpuMs: cpuMs(child.pid!) }
 }
 
 async function stop(server: Running): Promise<void> {
@@ -221,10 +224,12 @@ async function main(): Promise<void> {
 
   // Start to ready, cold, in turn; then the idle memory of a fresh server.
   const readyMs = new Map<string, number[]>(kinds.map((k) => [k.name, []]))
+  const readyCpuMs = new Map<string, number[]>(kinds.map((k) => [k.name, []]))
   for (let i = 0; i < starts; i++) {
     for (const kind of i % 2 ? [...kinds].reverse() : kinds) {
       const server = await start(kind, ca.certPem)
       readyMs.get(kind.name)!.push(server.readyMs)
+      readyCpuMs.get(kind.name)!.push(server.readyCpuMs)
       await stop(server)
     }
   }
@@ -292,6 +297,8 @@ async function main(): Promise<void> {
   rows.push(['idle RSS MiB (fresh server)', ...names.map((n) => fmt(idleMiB.get(n) ?? 0, 1)), ...(theirs ? [ratio(idleMiB.get('vault-injector')!, idleMiB.get('vault-k8s')!)] : [])])
   rows.push(['peak RSS MiB (whole run, VmHWM)', ...names.map((n) => fmt(hwmMiB.get(n) ?? 0, 1)), ...(theirs ? [ratio(hwmMiB.get('vault-injector')!, hwmMiB.get('vault-k8s')!)] : [])])
   rows.push([`start to ready ms (median of ${starts})`, ...names.map((n) => (readyMs.has(n) ? fmt(readyMedian(n)) : '')), ...(theirs ? [ratio(readyMedian('vault-injector'), readyMedian('vault-k8s'))] : [])])
+  const cpuMedian = (name: string): number => median(readyCpuMs.get(name) ?? [NaN])
+  rows.push([`CPU ms until ready (median)`, ...names.map((n) => (readyCpuMs.has(n) ? fmt(cpuMedian(n)) : '')), ...(theirs ? [ratio(cpuMedian('vault-injector'), cpuMedian('vault-k8s'))] : [])])
   process.stdout.write('\n' + table(header, rows) + '\n')
   process.stdout.write(`start to ready, each start (ms): ${kinds.map((k) => `${k.name} ${readyMs.get(k.name)!.map((v) => fmt(v)).join(' ')}`).join('; ')}\n\n`)
 
