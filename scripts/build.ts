@@ -51,7 +51,7 @@ export function build(): string[] {
     sourcemap: 'linked',
     legalComments: 'none',
     external: ['@kubernetes/client-node'],
-    alias: { 'node:http2': join(root, 'scripts/stubs/http2.cjs') },
+    alias: { 'node:http2': join(root, 'src/webhook/no-http2.ts') },
     // CommonJS dependencies inside an ES module bundle call require().
     banner: { js: "import{createRequire as __createRequire}from'node:module';const require=__createRequire(import.meta.url);" },
     metafile: true,
