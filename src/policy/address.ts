@@ -30,6 +30,11 @@ export function parseAddress(raw: string): ParsedAddress | string {
   if (url.hash !== '' || raw.includes('#')) return 'carries a fragment (#)'
   if (url.pathname !== '/' && url.pathname !== '') return `carries a path (${url.pathname})`
   if (url.hostname === '') return 'has no host'
+  // WHATWG rewrites some hosts (2130706433 → 127.0.0.1, IDNA); Go does not:
+  // judge only hosts that mean the same to both.
+  const authority = raw.slice(raw.indexOf('//') + 2).split('/')[0]!.toLowerCase()
+  const writtenHost = authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority.split(':')[0]!
+  if (writtenHost !== url.hostname.toLowerCase()) return `has a host that parses differently (${url.hostname})`
   return { scheme, host: url.hostname.toLowerCase(), port: url.port || DEFAULT_PORTS[scheme]! }
 }
 

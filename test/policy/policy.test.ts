@@ -115,3 +115,27 @@ t.test('audit findings are bounded and never carry template bodies', async (t) =
   t.ok(audit.secretPaths!.length <= 21 && audit.secretPaths!.every((p) => p.length <= 121), 'secret paths are bounded')
   t.notMatch(JSON.stringify(audit), /TOPSECRET-BODY/)
 })
+
+t.test('Vault addresses are compared as URLs, part by part', async (t) => {
+  const { parseAddress, compileAddressPattern } = await import('../../src/policy/address.ts')
+  const matches = (pattern: string, address: string): boolean | string => {
+    const parsed = parseAddress(address)
+    if (typeof parsed === 'string') return parsed
+    return (compileAddressPattern(pattern) as (a: typeof parsed) => boolean)(parsed)
+  }
+  t.equal(matches('https://vault-dr.corp.example.com:*', 'https://vault-dr.corp.example.com:8443'), true)
+  t.match(matches('https://vault-dr.corp.example.com:*', 'https://vault-dr.corp.example.com:8443@attacker.example'), /userinfo/)
+  t.match(matches('https://*.vault.corp.example.com:8200', 'https://attacker.example?.vault.corp.example.com:8200'), /query/)
+  t.equal(matches('https://*.vault.corp.example.com:8200', 'https://a.vault.corp.example.com:8200'), true)
+  t.equal(matches('https://*.vault.corp.example.com:8200', 'https://a.b.vault.corp.example.com:8200'), false, '* is one DNS label')
+  t.equal(matches('https://**.vault.corp.example.com:8200', 'https://a.b.vault.corp.example.com:8200'), true)
+  t.equal(matches('https://vault.corp.example.com', 'https://vault.corp.example.com:443'), true, 'no port: the scheme default')
+  t.equal(matches('https://vault.corp.example.com', 'https://vault.corp.example.com:8443'), false)
+  t.equal(matches('https://vault.corp.example.com:8200', 'http://vault.corp.example.com:8200'), false, 'the scheme counts')
+  t.equal(matches('https://vault.corp.example.com:8200', 'https://VAULT.corp.example.com:8200'), true, 'hosts compare without case')
+  t.match(matches('https://127.0.0.1:8200', 'https://2130706433:8200'), /parses differently/, 'Go would not read 2130706433 as 127.0.0.1')
+  t.match(matches('https://vault.corp.example.com:8200', 'https://vault.corp.example.com:8200/v1'), /path/)
+  t.match(matches('https://vault.corp.example.com:8200', 'https://vault.corp.example.com:8200#x'), /fragment/)
+  t.match(matches('https://vault.corp.example.com:8200', 'https://vault.corp.example.com\\@attacker:8200'), /backslash/)
+  t.type(compileAddressPattern('vault.corp.example.com:8200'), 'string', 'a pattern without a scheme does not load')
+})
