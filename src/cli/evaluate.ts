@@ -75,7 +75,6 @@ function evaluateSecretProviderClass(object: JsonObject, options: EvaluateOption
 }
 
 // A command-line value that cannot be used (exit 2).
-export { UsageError }
 
 // "k=v,k2=v2" → labels.
 export function parseLabels(text: string | undefined): Record<string, string> {

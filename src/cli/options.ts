@@ -43,13 +43,6 @@ export function settingsFromOptions(options: Record<string, unknown>, env: Recor
   return loadSettings(env, flags, table)
 }
 
-export interface InputOptions {
-  filename: string[]
-  namespace: string
-  policy?: string
-  namespaceLabels?: string
-}
-
 // --policy and --namespace-labels.
 export function addPolicyOptions(command: Command): Command {
   return command

@@ -10,12 +10,10 @@ import { fileURLToPath } from 'node:url'
 import { DEFAULT_VAULT_ADDRESS } from '../engine/settings.ts'
 import { SETTINGS, type Settings } from '../settings.ts'
 import type { Logger } from '../log.ts'
-import { FileCertSource } from '../tls/files.ts'
 import type { CertSource } from '../tls/source.ts'
 import type { NamespaceLabels } from '../kube/namespaces.ts'
 import type { PolicyWatcher } from '../policy/load.ts'
-import { createLogger } from '../log.ts'
-import { buildServer, type ServerOptions } from '../webhook/server.ts'
+import type { ServerOptions } from '../webhook/server.ts'
 import { UsageError } from '../errors.ts'
 import { addServeSettingsOptions, settingsFromOptions } from './options.ts'
 import { EXIT, reportUsageError } from './run.ts'
@@ -28,6 +26,13 @@ const CERT_WAIT_LOG_INTERVAL_MS = 10_000
 // The embedded default's certificates: certs/ at the top of the checkout.
 const DEFAULT_CERTS_DIR = fileURLToPath(new URL('../../certs/', import.meta.url))
 
+// The server's modules (fastify, pino, TLS) are loaded only once the settings
+// are good: a bad setting is reported and exits 2 without paying for them.
+async function serverModules(): Promise<{ createLogger: typeof import('../log.ts').createLogger; buildServer: typeof import('../webhook/server.ts').buildServer; FileCertSource: typeof import('../tls/files.ts').FileCertSource }> {
+  const [log, server, files] = await Promise.all([import('../log.ts'), import('../webhook/server.ts'), import('../tls/files.ts')])
+  return { createLogger: log.createLogger, buildServer: server.buildServer, FileCertSource: files.FileCertSource }
+}
+
 interface Startup {
   settings: Settings
   certSource: CertSource
@@ -36,7 +41,7 @@ interface Startup {
   localCa?: { caFile: string; created: boolean }
 }
 
-async function certSourceFor(settings: Settings, listenSet: boolean, logger: Logger, certsDir: string): Promise<Startup> {
+async function certSourceFor(settings: Settings, listenSet: boolean, logger: Logger, certsDir: string, FileCertSource: typeof import('../tls/files.ts').FileCertSource): Promise<Startup> {
   const notes: string[] = []
   if (settings.tlsCertFile || settings.tlsKeyFile) {
     return { settings, certSource: new FileCertSource({ certFile: settings.tlsCertFile, keyFile: settings.tlsKeyFile, logger }), notes }
@@ -88,11 +93,12 @@ export interface ServeOptions {
 }
 
 export async function runServe(settings: Settings, serveOptions: ServeOptions, extra: Partial<ServerOptions> = {}): Promise<void> {
+  const { createLogger, buildServer, FileCertSource } = await serverModules()
   const logger = createLogger(settings)
   // The policy code (YAML, JSON Schema) is loaded only when a policy is set;
   // a bad policy stops serve before any certificate work (exit 2).
   const policy: PolicyWatcher | undefined = settings.policyFile ? new (await import('../policy/load.ts')).PolicyWatcher(settings.policyFile, logger) : undefined
-  const startup = await certSourceFor(settings, serveOptions.listenSet, logger, serveOptions.certsDir ?? DEFAULT_CERTS_DIR)
+  const startup = await certSourceFor(settings, serveOptions.listenSet, logger, serveOptions.certsDir ?? DEFAULT_CERTS_DIR, FileCertSource)
   const namespaces = policy ? await namespaceLabelsIfCluster(logger) : undefined
   // The certificate sources' timers do not hold the process open (so that
   // closing never waits on them). Until the first certificate is there, which

@@ -2,14 +2,14 @@
 // → strip an earlier injection → render and add → diff the original against
 // the result. The webhook, the CLI and the tests all enter here.
 import { copyForMutation, jsonClone } from './clone.ts'
-import { OUR_PREFIX, VAULT_PREFIX } from './annotations.ts'
+import { VAULT_PREFIX } from './annotations.ts'
 import { RenderError } from './containers.ts'
 import { diff } from './diff.ts'
 import { PROJECTED_TOKEN_VOLUME, tokenPath } from './token.ts'
 import { applyInjection, reservedNameClashes, STATUS_ANNOTATION, stripInjection, topUpMounts } from './pod.ts'
 import { unknownAnnotationWarnings } from './suggest.ts'
-import { readAnnotations, showValue } from './read.ts'
-import { parseGoBool } from './values.ts'
+import { readAnnotations, valueProblem } from './read.ts'
+import { boolType, parseGoBool } from './values.ts'
 import { buildSpec, type AgentSpec } from './spec.ts'
 import type { AgentSummary, EngineInput, EngineResult, InjectionType, JsonObject } from './types.ts'
 
@@ -101,7 +101,7 @@ function gate(input: EngineInput, pod: JsonObject): EngineResult | undefined {
   if (problem) return result('deny', `invalid pod: ${problem}`, pod)
   // "" reads as false in vault-k8s (parseutil.ParseBool): the pod is created uninjected.
   const inject = typeof raw === 'string' ? (raw === '' ? false : parseGoBool(raw)) : undefined
-  if (inject === undefined) return result('deny', `${INJECT_ANNOTATION}: ${showValue(String(raw))} is not a boolean (true or false)`, pod)
+  if (inject === undefined) return result('deny', valueProblem(INJECT_ANNOTATION, String(raw), boolType.accepts), pod)
   if (!inject) return result('skip', `${INJECT_ANNOTATION} is "${String(raw)}"`, pod)
   const phase = (pod.status as JsonObject | undefined)?.phase
   if (phase !== undefined && phase !== '' && phase !== 'Pending') return result('skip', `the pod is ${String(phase)}, not Pending`, pod)
@@ -186,4 +186,3 @@ function restoreManagedFields(out: EngineResult, managedFields: unknown): Engine
   return out
 }
 
-export { OUR_PREFIX }

@@ -3,7 +3,7 @@
 import { posix } from 'node:path'
 import { ANNOTATION_TABLE, fullName } from './annotations.ts'
 import type { Reading, SecretAnnotations, SecretKey } from './read.ts'
-import { showValue } from './read.ts'
+import { valueProblem } from './read.ts'
 
 export interface SecretSpec {
   // File name (lowercased unless preserve-case) and the annotation suffix as written.
@@ -78,7 +78,7 @@ function buildSecret(values: SecretAnnotations, rawName: string, name: string, d
   const { secret: path, template: contents, templateFile: source, secretVolumePath: mountPath, file } = values
   const destination = file ? posix.join(mountPath, file) : posix.join(mountPath, name)
   if (destination !== mountPath && !destination.startsWith(mountPath.endsWith('/') ? mountPath : mountPath + '/')) {
-    return `vault.hashicorp.com/agent-inject-file-${rawName}: ${showValue(file)} leaves the secrets volume ${mountPath}; use a name or a relative path inside it`
+    return valueProblem(`${fullName(ANNOTATION_TABLE.file)}-${rawName}`, file, `leaves the secrets volume ${mountPath}; use a name or a relative path inside it`)
   }
   const secret: SecretSpec = {
     name,

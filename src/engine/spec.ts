@@ -1,7 +1,8 @@
 // Annotations (already read and parsed) → one validated agent spec. Everything
 // after this step works from the spec only.
 import type { PodAnnotations, Reading } from './read.ts'
-import { showValue } from './read.ts'
+import { ANNOTATION_TABLE, fullName } from './annotations.ts'
+import { showValue, valueProblem } from './read.ts'
 import { collectSecrets, type SecretSpec } from './secrets.ts'
 import type { EngineSettings } from './settings.ts'
 import { findTokenSource, type TokenSource } from './token.ts'
@@ -255,7 +256,7 @@ export function buildSpec(r: Reading, podSpec: JsonObject, settings: EngineSetti
   const copyFrom = a.copyVolumeMounts
   // vault-k8s copies nothing then; a warning says so.
   if (copyFrom !== '' && ![...namedContainers(podSpec, 'containers'), ...namedContainers(podSpec, 'initContainers')].some((c) => c.name === copyFrom)) {
-    warnings.push(`vault.hashicorp.com/agent-copy-volume-mounts: ${showValue(copyFrom)} names no container of the pod; no mounts are copied`)
+    warnings.push(valueProblem(fullName(ANNOTATION_TABLE.copyVolumeMounts), copyFrom, 'names no container of the pod; no mounts are copied'))
   }
   const irsa = authType === 'aws' ? irsaFrom(podSpec) : { env: [] }
   const cacheEnable = a.cacheEnable

@@ -3,7 +3,8 @@
 // project a token of the agents' own there, and on request everywhere.
 import { VOLUME } from './names.ts'
 import type { JsonObject } from './types.ts'
-import { showValue } from './read.ts'
+import { ANNOTATION_TABLE, fullName } from './annotations.ts'
+import { valueProblem } from './read.ts'
 
 export const PROJECTED_TOKEN_VOLUME = VOLUME.token
 export const AGENT_TOKEN_MOUNT_PATH = '/var/run/secrets/vault.hashicorp.com/serviceaccount'
@@ -81,7 +82,7 @@ function namedVolumeSource(podSpec: JsonObject, volumes: Volume[], name: string)
     }
   }
   if (!volume) {
-    return `vault.hashicorp.com/agent-service-account-token-volume-name: ${showValue(name)} names no volume of the pod`
+    return valueProblem(fullName(ANNOTATION_TABLE.serviceAccountTokenVolumeName), name, 'names no volume of the pod')
   }
   return { kind: 'named-volume', volumeName: name, mountPath: AGENT_TOKEN_MOUNT_PATH, tokenFile }
 }
