@@ -225,7 +225,9 @@ export class CsiProvider {
         if (error instanceof ContentError) throw new MountError(error.message, 'UNKNOWN')
         throw error
       }
-      const version = this.version(o, contents)
+      // A whole response carries Vault's request_id, new on every read: it is left out of the
+      // version, so the version moves when the secret does, not on every mount.
+      const version = this.version(o, o.secretKey === '' ? contentOf(o, { ...answers.get(readKey(o))!, request_id: '' }) : contents)
       if (previous.size > 0 && previous.get(o.objectName) !== version) changed.push(o.objectName)
       files.push({ path: o.objectName, mode: o.filePermission || params.permission, contents })
       objectVersion.push({ id: o.objectName, version })
