@@ -17,6 +17,8 @@ export interface Logger {
 export function createLogger(settings: Pick<Settings, 'logLevel'>, stream?: DestinationStream): PinoLogger {
   const options = {
     level: pinoLevel(settings.logLevel),
+    // "level":"warn", not pino's 40: what log queries and people read.
+    formatters: { level: (label: string) => ({ level: label }) },
     base: { service: 'vault-injector' },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },

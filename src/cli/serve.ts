@@ -18,6 +18,7 @@ import { UsageError } from '../errors.ts'
 import { addServeSettingsOptions, settingsFromOptions } from './options.ts'
 import { EXIT, reportUsageError } from './run.ts'
 import { VERSION } from './version.ts'
+import { registerBuildInfo, registerLeadership } from '../webhook/metrics.ts'
 
 // SIGTERM to exit: the pod's terminationGracePeriodSeconds is 30 by default.
 const SHUTDOWN_GRACE_MS = 25_000
@@ -114,6 +115,9 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
     ...extra,
   }).finally(() => clearInterval(waiting))
   if (policy) (await import('../policy/metrics.ts')).registerPolicyMetrics(server.metrics.registry, policy)
+  registerBuildInfo(server.metrics.registry, VERSION)
+  const leading = startup.certSource.isLeader?.bind(startup.certSource)
+  if (leading) registerLeadership(server.metrics.registry, leading)
   for (const note of startup.notes) server.app.log.info(note)
   const vaultNote = startup.settings.vaultAddress === DEFAULT_VAULT_ADDRESS ? ' (the default; set AGENT_INJECT_VAULT_ADDR)' : ''
   server.app.log.info({ vaultAddress: startup.settings.vaultAddress }, `agents will use Vault at ${startup.settings.vaultAddress}${vaultNote}`)

@@ -53,6 +53,7 @@ export function createAutoTlsSource(settings: Settings, logger: Logger): CertSou
     ready: () => tls.ready(),
     current: () => tls.current(),
     onChange: (listener) => tls.onChange(listener),
+    isLeader: () => elector.leading,
     async close() {
       await elector.stop()
       await tls.close()

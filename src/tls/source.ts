@@ -16,4 +16,6 @@ export interface CertSource {
   // reported through the logger and the last good pair stays in force.
   onChange(listener: (pair: CertPair) => void): void
   close(): Promise<void>
+  // Auto-TLS with leader election only: whether this replica leads (metrics).
+  isLeader?(): boolean
 }

@@ -1,7 +1,9 @@
 // Prometheus metrics: vault-k8s's four vault_agent_injector_* metrics under
 // the same names (dashboards carry over), plus a request-duration histogram
 // in seconds. One registry per server, so tests can run several.
+import { X509Certificate } from 'node:crypto'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { CertPair } from '../tls/source.ts'
 
 export interface WebhookMetrics {
   registry: Registry
@@ -44,4 +46,42 @@ export function createMetrics(): WebhookMetrics {
       registers: [registry],
     }),
   }
+}
+
+// Which build is running, as Prometheus exporters say it: a constant 1 with
+// the version in a label (join it on to any other series to see a rollout).
+export function registerBuildInfo(registry: Registry, version: string): void {
+  new Gauge({ name: 'vault_injector_build_info', help: 'Always 1; the labels say which version is running on which Node.js.', labelNames: ['version', 'node_version'], registers: [registry] })
+    .labels(version, process.version)
+    .set(1)
+}
+
+// When the serving certificate in use expires, read at each scrape: an alert
+// on `vault_injector_serving_certificate_expiry_timestamp_seconds - time()`
+// catches a rotation that stopped (cert-manager gone, auto-TLS without a leader).
+export function registerCertificateExpiry(registry: Registry, current: () => CertPair | undefined): void {
+  let seen: { pem: string; expirySeconds: number } | undefined
+  new Gauge({
+    name: 'vault_injector_serving_certificate_expiry_timestamp_seconds',
+    help: 'Expiry (notAfter) of the serving certificate in use, in seconds since the Unix epoch.',
+    registers: [registry],
+    collect() {
+      const pem = current()?.certPem
+      if (!pem) return
+      if (seen?.pem !== pem) seen = { pem, expirySeconds: Math.floor(new Date(new X509Certificate(pem).validTo).getTime() / 1000) }
+      this.set(seen.expirySeconds)
+    },
+  })
+}
+
+// Whether this replica holds the auto-TLS leader Lease (only with the elector on).
+export function registerLeadership(registry: Registry, leading: () => boolean): void {
+  new Gauge({
+    name: 'vault_injector_leader',
+    help: '1 while this replica is the auto-TLS leader (it writes the certificate Secret and the caBundle), else 0.',
+    registers: [registry],
+    collect() {
+      this.set(leading() ? 1 : 0)
+    },
+  })
 }

@@ -10,7 +10,7 @@ import type { Settings } from '../settings.ts'
 import type { PolicyEvaluator } from '../policy/types.ts'
 import type { CertPair, CertSource } from '../tls/source.ts'
 import { admit, type AdmissionOutcome } from './admission.ts'
-import { createMetrics, type WebhookMetrics } from './metrics.ts'
+import { createMetrics, registerCertificateExpiry, type WebhookMetrics } from './metrics.ts'
 import { cipherList } from '../tls/ciphers.ts'
 import { parseListen } from './settings.ts'
 
@@ -136,6 +136,7 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
   })
 
   const metrics = createMetrics()
+  registerCertificateExpiry(metrics.registry, () => certSource.current())
   let inFlight = 0
   const bodyBudget = Math.max(BODY_BYTES_IN_FLIGHT, settings.maxBodyBytes)
   let bodyBytesInFlight = 0

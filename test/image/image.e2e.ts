@@ -141,6 +141,10 @@ t.test('serves a review over TLS as uid 10001 on a read-only root; SIGTERM exits
   const patch = JSON.parse(Buffer.from(response.patch ?? '', 'base64').toString()) as { path: string; value?: { name?: string } }[]
   t.ok(patch.some((op) => op.value?.name === 'vault-agent'), 'the patch adds the vault-agent container')
 
+  const metrics = (await httpsGet(`${base}/metrics`, ca)).body
+  t.match(metrics, new RegExp(`^vault_injector_build_info\\{version="${pkg.version.replaceAll('.', '\\.')}",node_version="v24\\.[^"]+"\\} 1$`, 'm'), 'build info on /metrics')
+  t.match(metrics, /^vault_injector_serving_certificate_expiry_timestamp_seconds \d+$/m, 'certificate expiry on /metrics')
+
   const inside = podman(['exec', c.name, 'node', '-e', "try { require('node:fs').writeFileSync('/app/probe', 'x'); console.log('written') } catch (e) { console.log(e.code, process.getuid()) }"])
   t.equal(inside.stdout.trim(), 'EROFS 10001', 'the root filesystem is read-only; the server runs as 10001')
   t.match(c.output(), new RegExp(`"version":"${pkg.version.replaceAll('.', '\\.')}"`), 'the startup line carries the version')

@@ -144,6 +144,8 @@ t.test('health, metrics and the audit line', async (t) => {
   t.match(metrics, /vault_agent_injector_failed_injections_by_namespace_total\{namespace="team-a"\} [1-9]/)
   t.match(metrics, /vault_injector_request_duration_seconds_bucket/)
   t.match(metrics, /process_resident_memory_bytes/)
+  const expiry = Number(/^vault_injector_serving_certificate_expiry_timestamp_seconds (\d+)$/m.exec(metrics)?.[1])
+  t.ok(expiry > Date.now() / 1000, `the serving certificate's expiry, in seconds since the epoch: ${expiry}`)
 
   const before = s.logs.length
   const body = review(annotatedPod({ 'vault.hashicorp.com/agent-inject-secret-db': 'database/creds/app', 'vault.hashicorp.com/agent-inject-template-cfg': '{{ with secret "kv/data/cfg" }}{{ .Data.data.x }}{{ end }}' }))
