@@ -3,6 +3,7 @@
 import { UsageError } from '../errors.ts'
 import type { Settings } from '../settings.ts'
 import type { EngineResult, JsonObject } from '../engine/types.ts'
+import { isUnknownAnnotationWarning } from '../engine/suggest.ts'
 import { judge, type Judgement } from '../policy/judge.ts'
 import type { PolicyEvaluator, PolicyVerdict } from '../policy/types.ts'
 import { evaluateClass, isSecretProviderClass, planAsResult, type ClassEvaluation } from '../csi/evaluate.ts'
@@ -14,6 +15,9 @@ export interface EvaluateOptions {
   namespace: string
   policy?: PolicyEvaluator | undefined
   namespaceLabels?: Readonly<Record<string, string>> | undefined
+  // --strict: an unknown annotation under our prefixes denies the pod (a typo
+  // caught in CI rather than an agent silently missing a setting).
+  strict?: boolean | undefined
 }
 
 export interface Evaluation {
@@ -39,6 +43,10 @@ export function evaluate(object: unknown, options: EvaluateOptions): Evaluation 
   if (!location) return undefined
   const namespace = namespaceOf(object, options.namespace)
   const j = judge({ pod: location.pod, namespace, namespaceLabels: options.namespaceLabels ?? {}, settings: options.settings, policy: options.policy, workloadKind: location.kind })
+  const unknown = options.strict ? j.warnings.filter(isUnknownAnnotationWarning) : []
+  if (unknown.length > 0) {
+    return { name: displayName(object), namespace, location, result: j.result, judgement: j, ...(j.verdict ? { verdict: j.verdict } : {}), decision: 'deny', reason: `--strict: ${unknown.map((w) => w.replace(/: unknown annotation, ignored/, ' is not a known annotation')).join('; ')}`, warnings: j.warnings }
+  }
   return {
     name: displayName(object),
     namespace,

@@ -1,6 +1,6 @@
 // `vault-injector explain -f FILE`: for every pod or pod template, whether it
 // would be injected and exactly what, or why not.
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { OWNED_CONTAINERS } from '../engine/names.ts'
 import type { AgentSummary } from '../engine/types.ts'
 import { explainClass } from '../csi/evaluate.ts'
@@ -48,10 +48,36 @@ export function explainOne(e: Evaluation): string {
   return lines.join('\n')
 }
 
+// The same facts for scripts: one object per pod or pod template.
+export function explainJson(e: Evaluation): Record<string, unknown> {
+  const agent = e.decision === 'inject' ? e.result.agent : undefined
+  return {
+    name: e.name,
+    namespace: e.namespace,
+    decision: e.decision,
+    reason: e.reason,
+    ...(agent
+      ? {
+          agents: containersLine(e).split(', '),
+          mode: agent.mode,
+          auth: { type: agent.authType, path: agent.authPath, role: agent.role },
+          vaultAddress: agent.vaultAddress,
+          token: agent.tokenSource,
+          appContainers: agent.appContainers,
+          secrets: agent.secrets,
+        }
+      : {}),
+    warnings: e.warnings,
+    audit: (e.verdict?.findings ?? []).filter((f) => f.mode === 'audit').map((f) => f.message),
+  }
+}
+
 export function register(program: Command): void {
   const command = program
     .command('explain')
-    .description('For every pod or pod template in the files, say whether it would be injected and exactly what (agents, secrets → files, auth and token), or why not (annotation, policy rule, namespace).')
+    .description('For every pod or pod template in the files, say whether it would be injected and exactly what (agents, secrets → files, auth and token), or why not (annotation, policy rule, namespace). Exit 0, 1 if any is denied, 2 on a usage or input error.')
+    .option('--strict', 'an annotation under our prefixes that is not known (a typo) denies the pod')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
   addInputOptions(command)
   addAgentSettingsOptions(command)
   command.action((opts: Record<string, unknown>) =>
@@ -61,18 +87,21 @@ export function register(program: Command): void {
         namespace: String(opts.namespace),
         policy: typeof opts.policy === 'string' ? loadPolicyFile(opts.policy) : undefined,
         namespaceLabels: parseLabels(opts.namespaceLabels as string | undefined),
+        strict: opts.strict === true,
       }
-      const blocks: string[] = []
+      const evaluations: Evaluation[] = []
       for (const doc of readManifests(opts.filename as string[])) {
         const object = doc.object as { kind?: unknown; items?: unknown[] }
         const items = object?.kind === 'List' && Array.isArray(object.items) ? object.items : [object]
         for (const item of items) {
           const e = evaluate(item, options)
-          if (e) blocks.push(explainOne(e))
+          if (e) evaluations.push(e)
         }
       }
-      process.stdout.write((blocks.length > 0 ? blocks.join('\n\n') : 'no pods or pod templates found') + '\n')
-      return EXIT.ok
+      if (opts.output === 'json') process.stdout.write(JSON.stringify(evaluations.map(explainJson), null, 2) + '\n')
+      else process.stdout.write((evaluations.length > 0 ? evaluations.map(explainOne).join('\n\n') : 'no pods or pod templates found') + '\n')
+      // As inject and kyverno apply: a denial is a failed check in CI.
+      return evaluations.some((e) => e.decision === 'deny') ? EXIT.failed : EXIT.ok
     }),
   )
 }

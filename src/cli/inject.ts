@@ -86,6 +86,7 @@ export function register(program: Command): void {
     )
     .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
     .option('-q, --quiet', 'print only warnings and denials on stderr')
+    .option('--strict', 'deny (exit 1) a pod with an annotation under vault.hashicorp.com/ or vault-injector.dev/ that is not known (a typo), instead of warning')
   addInputOptions(command)
   addAgentSettingsOptions(command)
   command.action((opts: Record<string, unknown>) => runCommand('inject', () => runInject(opts)))
@@ -95,7 +96,7 @@ function runInject(opts: Record<string, unknown>): ExitCode {
   const settings = settingsFromOptions(opts)
   const policy = typeof opts.policy === 'string' ? loadPolicyFile(opts.policy) : undefined
   const documents = readManifests(opts.filename as string[])
-  const outcome = injectDocuments(documents, { settings, namespace: String(opts.namespace), policy, namespaceLabels: parseLabels(opts.namespaceLabels as string | undefined) })
+  const outcome = injectDocuments(documents, { settings, namespace: String(opts.namespace), policy, namespaceLabels: parseLabels(opts.namespaceLabels as string | undefined), strict: opts.strict === true })
   for (const line of outcome.diagnostics) {
     if (!opts.quiet || !/\): (skipped|injected|re-injected)/.test(line)) process.stderr.write(line + '\n')
   }

@@ -71,12 +71,47 @@ t.test('vault-injector test: malformed suites exit 2', async (t) => {
 
 t.test('vault-injector explain', async (t) => {
   const r = run(['explain', '-f', 'examples/policy/', '--policy', 'examples/policy/policy.yaml'])
-  t.equal(r.status, 0, r.stderr)
+  t.equal(r.status, 1, 'a denial among them: exit 1, as inject')
   t.match(r.stdout, /Deployment shop\/storefront \(namespace shop\): INJECTED\n  agents: vault-agent-init, vault-agent \(mode init\+sidecar\)\n  auth: kubernetes at auth\/k8s-eu-west-1, role storefront; Vault https:\/\/vault.corp.example.com:8200/)
   t.match(r.stdout, /\/vault\/secrets\/session ← secret\/data\/shop\/storefront\/session \(default map template\)/)
   t.match(r.stdout, /Pod shop\/curious \(namespace shop\): DENIED\n  why: policy rule "shop-team": Vault role "payments" is not allowed/)
   const plain = run(['explain', '-f', '-'], 'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: b}]}\n')
   t.match(plain.stdout, /Pod p \(namespace default\): not injected\n  why: not annotated: vault.hashicorp.com\/agent-inject is not set/)
+  t.equal(plain.status, 0, 'nothing denied: exit 0')
+})
+
+t.test('vault-injector explain -o json: the same facts, one object per pod', async (t) => {
+  const r = run(['explain', '-f', 'examples/policy/', '--policy', 'examples/policy/policy.yaml', '-o', 'json'])
+  t.equal(r.status, 1)
+  const all = JSON.parse(r.stdout) as { name: string; decision: string; reason: string; auth?: { role: string }; secrets?: { file: string; path: string }[] }[]
+  const storefront = all.find((e) => e.name === 'Deployment shop/storefront' && e.decision === 'inject')!
+  t.equal(storefront.decision, 'inject')
+  t.same(storefront.auth, { type: 'kubernetes', path: 'auth/k8s-eu-west-1', role: 'storefront' })
+  t.ok(storefront.secrets!.some((s) => s.file === '/vault/secrets/session' && s.path === 'secret/data/shop/storefront/session'))
+  const curious = all.find((e) => e.name === 'Pod shop/curious')!
+  t.equal(curious.decision, 'deny')
+  t.match(curious.reason, /policy rule "shop-team": Vault role "payments" is not allowed/)
+})
+
+const typo = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  annotations: {vault.hashicorp.com/agent-injet: "true", vault.hashicorp.com/role: web}\nspec:\n  containers: [{name: web, image: nginx}]\n'
+
+t.test('a typo in the trigger annotation: a warning with the suggestion; --strict makes it a denial (exit 1)', async (t) => {
+  const said = 'vault.hashicorp.com/agent-injet: unknown annotation, ignored; did you mean vault.hashicorp.com/agent-inject?'
+  const explain = run(['explain', '-f', '-'], typo)
+  t.equal(explain.status, 0)
+  t.match(explain.stdout, `  warning: ${said}`)
+  const inject = run(['inject', '-f', '-'], typo)
+  t.equal(inject.status, 0)
+  t.match(inject.stderr, `document 1 (Pod web): warning: ${said}`)
+  const strictInject = run(['inject', '--strict', '-f', '-'], typo)
+  t.equal(strictInject.status, 1)
+  t.match(strictInject.stderr, 'document 1 (Pod web): denied: --strict: vault.hashicorp.com/agent-injet is not a known annotation; did you mean vault.hashicorp.com/agent-inject?')
+  t.notMatch(strictInject.stdout, /vault-agent/, 'the denied document is written without an agent')
+  const strictExplain = run(['explain', '--strict', '-f', '-', '-o', 'json'], typo)
+  t.equal(strictExplain.status, 1)
+  t.equal((JSON.parse(strictExplain.stdout) as { decision: string }[])[0]!.decision, 'deny')
+  const clean = run(['inject', '--strict', '-f', '-'], typo.replace('agent-injet', 'agent-inject'))
+  t.equal(clean.status, 0, 'no unknown annotation: --strict changes nothing')
 })
 
 t.test('vault-injector review answers exactly as the server', async (t) => {
