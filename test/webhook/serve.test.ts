@@ -164,16 +164,28 @@ t.test('auto-TLS with the API server unreachable: serve waits for its certificat
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')))
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')))
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
-  // Not a fixed wait: on a loaded machine start-up alone can take seconds.
-  // Wait for the second failed API call to be reported, then look.
+  // Two failed watches are at least one 5 s retry apart. Waited for by event,
+  // not by a fixed sleep: starting Node takes seconds on a loaded machine.
+  // The bound only keeps a hung run from waiting for ever.
+  const retried = (): boolean => (output.match(/watch failed; retrying/g) ?? []).length >= 2
   await new Promise<void>((resolve) => {
-    const check = (): void => {
-      if ((output.match(/auto-tls/g) ?? []).length >= 2 || child.exitCode !== null) resolve()
-      else setTimeout(check, 100)
+    const bound = setTimeout(done, 90_000)
+    function done(): void {
+      clearTimeout(bound)
+      child.stdout!.off('data', check)
+      child.stderr!.off('data', check)
+      resolve()
     }
+    function check(): void {
+      if (retried()) done()
+    }
+    child.stdout!.on('data', check)
+    child.stderr!.on('data', check)
+    child.once('exit', done)
     check()
   })
-  t.equal(child.exitCode, null, 'still running after failed API calls')
+  t.ok(retried(), 'an API call failed, and was retried 5 s later')
+  t.equal(child.exitCode, null, 'still running after 5 s of failed API calls')
   t.match(output, /auto-tls/, 'and saying why it has no certificate')
   t.notMatch(output, /unsettled top-level await/)
   child.kill('SIGTERM')
