@@ -7,5 +7,6 @@ import './require-node.js'
 import { existsSync } from 'node:fs'
 
 const cli = new URL(existsSync(new URL('../src/cli.ts', import.meta.url)) ? '../src/cli.ts' : '../dist/cli.js', import.meta.url)
-const { buildProgram } = await import(cli.href)
-await (await buildProgram(process.argv)).parseAsync(process.argv)
+const { buildProgram, dropShellRedirect } = await import(cli.href)
+const argv = dropShellRedirect(process.argv)
+await (await buildProgram(argv)).parseAsync(argv)

@@ -152,6 +152,7 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
 export function register(program: Command): void {
   const command = program
     .command('serve')
+    .alias('agent-inject')
     .description('Run the HTTPS admission webhook (POST /mutate, GET /health/ready, GET /metrics). Every flag has an AGENT_INJECT_* environment variable, which wins.')
   addServeSettingsOptions(command)
   command.option('--certs-dir <dir>', 'Where the embedded default (no certificate configured, no auto-TLS) keeps its CA and serving certificate', DEFAULT_CERTS_DIR)

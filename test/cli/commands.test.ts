@@ -128,3 +128,17 @@ t.test('vault-injector review answers exactly as the server', async (t) => {
   const bad = run(['review', '-f', '-'], '{"kind":"Pod"}')
   t.equal(bad.status, 2)
 })
+
+t.test('agent-inject, vault-k8s\'s command name, runs serve; the literal 2>&1 vault-helm passes after it is dropped', async (t) => {
+  const help = run(['agent-inject', '2>&1', '--help'])
+  t.equal(help.status, 0, help.stderr)
+  t.match(help.stdout, /Usage: vault-injector serve\|agent-inject \[options\]/)
+  // A bad setting is reported by serve's own check: the stray argument got past the parser.
+  const r = spawnSync(process.execPath, [join(root, 'bin/vault-injector.js'), 'agent-inject', '2>&1'], { encoding: 'utf8', cwd: root, env: { ...process.env, AGENT_INJECT_TLS_MIN_VERSION: 'tls11' } })
+  t.equal(r.status, 2)
+  t.match(r.stderr, /AGENT_INJECT_TLS_MIN_VERSION: "tls11" is not accepted/)
+  t.notMatch(r.stderr, /too many arguments/)
+  const serve = run(['serve', '2>&1'])
+  t.equal(serve.status, 2, 'after serve it is still an error')
+  t.match(serve.stderr, /too many arguments/)
+})
