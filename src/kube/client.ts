@@ -1,6 +1,25 @@
 // Kubernetes API access, found as kubectl finds it: KUBECONFIG, else
 // ~/.kube/config, else the pod's service account (in-cluster).
 import { ApiException, KubeConfig } from '@kubernetes/client-node'
+import { readFileSync } from 'node:fs'
+
+// Every pod has its namespace here (the service-account volume).
+export const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace'
+
+// The injector's namespace: NAMESPACE (the downward API) when set, else the
+// pod's service-account namespace file, as client-go's in-cluster config and
+// vault-k8s read it (vault-helm sets NAMESPACE only with several replicas),
+// else "default" (outside a cluster).
+export function injectorNamespace(configured: string, file = SERVICE_ACCOUNT_NAMESPACE_FILE): string {
+  if (configured) return configured
+  try {
+    const fromFile = readFileSync(file, 'utf8').trim()
+    if (fromFile) return fromFile
+  } catch {
+    // not in a pod
+  }
+  return 'default'
+}
 
 export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig {
   const kc = new KubeConfig()

@@ -301,3 +301,43 @@ t.test('what serve uses: two replicas with the elector serve one certificate; sh
   t.equal(api.objects.get(LEASE)!.spec.holderIdentity, '', 'released on shutdown')
   await other.close()
 })
+
+t.test('what serve uses without the elector (one replica, as vault-helm runs it): the certificate stays in memory, no Secret is read or written', async (t) => {
+  const api = await startFakeApi([twoEntryWebhook()])
+  t.teardown(() => api.close())
+  const dir = mkdtempSync(join(tmpdir(), 'vault-injector-kubeconfig-'))
+  writeFileSync(join(dir, 'config'), api.kubeConfig.exportConfig())
+  process.env.KUBECONFIG = join(dir, 'config')
+  const source = createAutoTlsSource({ ...defaultSettings(), tlsAuto: 'vault-injector', namespace: NS }, quiet)
+  t.teardown(() => source.close())
+  const pair = await source.ready()
+  await waitUntil(() => hooks(api).every((h) => h.clientConfig.caBundle))
+  t.ok(hooks(api).every((h) => fingerprints(pemOf(h.clientConfig.caBundle)).includes(new X509Certificate(pair.caPem!).fingerprint256)), 'every entry trusts the CA held in memory')
+  t.same(api.requests.filter((r) => r.path.includes('/secrets') || r.path.includes('/leases') || r.path.includes('/configmaps')), [], 'no Secret, Lease or ConfigMap request')
+})
+
+async function waitUntil(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 20))
+}
+
+t.test('the elector without Lease rights (vault-helm\'s Role): leadership through the ConfigMap vault-k8s-leader, the certificate shared in the Secret', async (t) => {
+  const api = await startFakeApi([twoEntryWebhook()])
+  t.teardown(() => api.close())
+  const dir = mkdtempSync(join(tmpdir(), 'vault-injector-kubeconfig-'))
+  writeFileSync(join(dir, 'config'), api.kubeConfig.exportConfig())
+  process.env.KUBECONFIG = join(dir, 'config')
+  // RBAC refuses every Lease request, as it does under vault-helm's Role.
+  api.failNext('GET', LEASE, 403, 10)
+  const settings = (podName: string) => ({ ...defaultSettings(), tlsAuto: 'vault-injector', useLeaderElector: true, namespace: NS, podName })
+  const a = createAutoTlsSource(settings('pod-a'), quiet)
+  const b = createAutoTlsSource(settings('pod-b'), quiet)
+  const [pairA, pairB] = await Promise.all([a.ready(), b.ready()])
+  t.equal(pairA.certPem, pairB.certPem, 'the same certificate on both replicas')
+  const lock = api.objects.get(`/api/v1/namespaces/${NS}/configmaps/vault-k8s-leader`)
+  const holder = JSON.parse(lock!.metadata.annotations['control-plane.alpha.kubernetes.io/leader']).holderIdentity
+  t.ok(['pod-a', 'pod-b'].includes(holder), `the ConfigMap lock names a replica (${holder})`)
+  t.notOk(api.objects.has(LEASE), 'no Lease was created')
+  t.ok(api.objects.has(SECRET), 'the certificate is shared in the Secret')
+  await a.close()
+  await b.close()
+})
