@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the real programs the end-to-end tests run — etcd, kube-apiserver and
-# Vault — from the Go modules pinned in test/e2e/go/<name>/go.mod (+ go.sum),
+# Builds the real programs the end-to-end tests run — etcd, kube-apiserver,
+# Vault, vault-k8s, Helm, kubeconform and kustomize — from the Go modules pinned in test/e2e/go/<name>/go.mod (+ go.sum),
 # through the Go module proxy, into a cache kept between runs:
 #   ${VAULT_INJECTOR_E2E_CACHE:-~/.cache/vault-injector-e2e}/
 #     builds/<name>-<version>-<hash of the folder's files>/<name>   one per version
@@ -13,7 +13,9 @@
 # it does not build, the other scenarios still run and the differential test
 # fails, saying so. csi-driver (the CSI driver's side of a provider mount,
 # test/e2e/go/csi-driver/main.go) is optional: without it the CSI scenario is
-# skipped with the reason. A compile error is remembered per go.mod (no 10-minute retry
+# skipped with the reason. Helm, kubeconform and kustomize (the chart and
+# kustomize install tests) are built too: without them those tests fail,
+# saying so. A compile error is remembered per go.mod (no 10-minute retry
 # on every run); a download error is not.
 set -euo pipefail
 
@@ -120,4 +122,9 @@ fi
 if ! build csi-driver; then
   log "csi-driver: the CSI provider scenario will be skipped"
 fi
+for name in helm kubeconform kustomize; do
+  if ! build "$name"; then
+    log "$name: the install tests that need it will fail (they need this binary)"
+  fi
+done
 echo "$BIN"

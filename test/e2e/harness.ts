@@ -13,6 +13,7 @@ import tls from 'node:tls'
 import { dirname, join } from 'node:path'
 import { parseAllDocuments, stringify } from 'yaml'
 import { generateCA, generateClientCert, generateServingCert, type CertificateAuthority } from '../../src/tls/ca.ts'
+import { startServiceNetwork, type ServiceNetwork } from './service-network.ts'
 
 export const ROOT = new URL('../../', import.meta.url).pathname
 export const BIN = process.env.VAULT_INJECTOR_E2E_BIN ?? join(process.env.VAULT_INJECTOR_E2E_CACHE ?? join(process.env.HOME ?? '/root', '.cache/vault-injector-e2e'), 'bin')
@@ -133,6 +134,8 @@ export interface ControlPlane {
   apiUrl: string
   kubeconfigPath: string
   kubeConfig: KubeConfig
+  // Routes Service ClusterIPs to processes on loopback (service-network.ts).
+  services: ServiceNetwork
   stop(): Promise<void>
 }
 
@@ -157,6 +160,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
   writeFileSync(files.saPub, sa.publicKey.export({ type: 'spki', format: 'pem' }))
   writeFileSync(files.saKey, sa.privateKey.export({ type: 'pkcs8', format: 'pem' }))
 
+  const services = await startServiceNetwork(dir)
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()]
   const etcd = start(join(BIN, 'etcd'), [
     `--data-dir=${join(dir, 'etcd')}`,
@@ -184,6 +188,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     '--enable-admission-plugins=MutatingAdmissionWebhook,ServiceAccount',
     '--allow-privileged=true',
     '--disable-http2-serving',
+    services.apiserverFlag,
     '--v=0',
   ])
   const apiUrl = `https://127.0.0.1:${apiPort}`
@@ -195,6 +200,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
   const stop = async (): Promise<void> => {
     await apiserver.stop()
     await etcd.stop()
+    await services.close()
     rmSync(dir, { recursive: true, force: true })
     tempDirs.delete(dir)
   }
@@ -208,7 +214,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     await stop()
     throw error
   }
-  return { dir, ca, apiUrl, kubeconfigPath, kubeConfig, stop }
+  return { dir, ca, apiUrl, kubeconfigPath, kubeConfig, services, stop }
 }
 
 export interface Injector {
