@@ -51,7 +51,6 @@ export function webhookOptionsFrom(opts: RegisterOptions, caBundle?: string): We
     ...(caBundle ? { caBundle } : {}),
     failurePolicy: opts.failurePolicy,
     timeoutSeconds,
-    ownNamespace: opts.namespace,
     ...(opts.matchConditions === false ? { matchConditions: false } : {}),
   }
 }
@@ -131,7 +130,7 @@ export function register(program: Command): void {
     .command('register')
     .description('Create or update the MutatingWebhookConfiguration through the current kubeconfig (or in-cluster config). --dry-run prints its YAML instead.')
     .option('--name <name>', 'name of the MutatingWebhookConfiguration', DEFAULT_WEBHOOK_OPTIONS.name)
-    .option('--namespace <ns>', 'namespace of the injector (its Service, and excluded from injection)', 'vault-injector')
+    .option('--namespace <ns>', 'namespace of the injector (its Service; its own pods are excluded by label)', 'vault-injector')
     .option('--service <name>', 'Service in front of the injector', 'vault-injector')
     .option('--service-port <port>', 'Service port', '443')
     .option('--path <path>', 'path of the mutate endpoint', '/mutate')

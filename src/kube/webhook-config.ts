@@ -11,8 +11,6 @@ export interface WebhookConfigOptions {
   caBundle?: string
   failurePolicy: 'Ignore' | 'Fail'
   timeoutSeconds: number
-  // The injector's own namespace, never sent to the webhook (no deadlock on its own pods).
-  ownNamespace: string
   // false sends every pod (not only annotated ones): needed when an
   // InjectorPolicy's namespace defaults turn injection on for pods that carry
   // no annotation, or on clusters older than 1.28 (no matchConditions).
@@ -24,7 +22,6 @@ export const DEFAULT_WEBHOOK_OPTIONS: WebhookConfigOptions = {
   service: { name: 'vault-injector', namespace: 'vault-injector', path: '/mutate', port: 443 },
   failurePolicy: 'Ignore',
   timeoutSeconds: 5,
-  ownNamespace: 'vault-injector',
 }
 
 // Only pods carrying the inject annotation are sent: the API server skips the
@@ -73,8 +70,11 @@ export function buildWebhookConfiguration(options: WebhookConfigOptions): V1Muta
         matchPolicy: 'Equivalent',
         clientConfig,
         rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+        // Never the control plane's namespaces. The injector's own pods are
+        // kept out by their label, not by their namespace's name, so the same
+        // configuration holds in whatever namespace it is installed.
         namespaceSelector: {
-          matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', options.ownNamespace] }],
+          matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public'] }],
         },
         objectSelector: { matchExpressions: [{ key: 'app.kubernetes.io/name', operator: 'NotIn', values: ['vault-injector'] }] },
         ...(options.matchConditions === false ? {} : { matchConditions: [{ name: 'vault-agent-inject-annotated', expression: MATCH_CONDITION_EXPRESSION }] }),

@@ -8,16 +8,16 @@
 // First the chart's default, one replica (no elector, no Secret access: the
 // certificate stays in memory); then `helm upgrade --set injector.replicas=2`
 // (the elector on, a Role without Leases: the ConfigMap lock vault-k8s-leader).
-// Each time, pods are created until one comes back injected: the chart's
-// failurePolicy is Ignore, so until the webhook is trusted pods are admitted
-// without the agent, as in a real cluster.
+// Each time, pods are created until one comes back injected (the chart's
+// failurePolicy is Ignore: until the webhook is trusted, pods are admitted
+// without the agent, as in a real cluster).
 import t from 'tap'
-import { CoordinationV1Api, CoreV1Api, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node'
+import { CoordinationV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
-import { Fatal, ROOT, startControlPlane, waitFor, type ControlPlane } from './harness.ts'
-import { canRunPods, runDeployment, type Pod } from './workloads.ts'
+import { ROOT, startControlPlane, waitFor, type ControlPlane } from './harness.ts'
+import { annotatedPod, apply, canRunPods, createUntilInjected, runDeployment, type Pod } from './workloads.ts'
 
 type Obj = Record<string, any>
 const NS = 'vault'
@@ -34,38 +34,6 @@ let pods: Pod[] = []
 function fixture(replicas: number): KubernetesObject[] {
   const text = readFileSync(join(FIXTURES, `vault-helm-0.34.1-replicas-${replicas}.yaml`), 'utf8')
   return parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject).filter((o) => o?.kind)
-}
-
-// `helm install` / `helm upgrade`: create each object, or replace it if it exists.
-async function apply(objects: KubernetesObject[]): Promise<void> {
-  const api = KubernetesObjectApi.makeApiClient(cp.kubeConfig)
-  for (const object of objects) {
-    try {
-      await api.create(object)
-    } catch {
-      const current = await api.read({ apiVersion: object.apiVersion!, kind: object.kind!, metadata: { name: object.metadata!.name!, ...(object.metadata!.namespace ? { namespace: object.metadata!.namespace } : {}) } })
-      await api.replace({ ...object, metadata: { ...object.metadata, resourceVersion: current.metadata!.resourceVersion! } })
-    }
-  }
-}
-
-function appPod(name: string): V1Pod {
-  return {
-    metadata: { name, annotations: { 'vault.hashicorp.com/agent-inject': 'true', 'vault.hashicorp.com/role': 'shop', 'vault.hashicorp.com/agent-inject-secret-db': 'secret/data/shop/db' } },
-    spec: { containers: [{ name: 'app', image: 'registry.example.com/shop:1' }] },
-  }
-}
-
-// Pods created one after another until the API server returns one injected.
-async function createUntilInjected(prefix: string): Promise<{ pod: Obj; uninjected: number }> {
-  let attempt = 0
-  let pod: Obj | undefined
-  await waitFor(`a pod injected through the chart's webhook (${prefix})`, async () => {
-    for (const p of pods) if (p.process.child.exitCode !== null) throw new Fatal(`${p.name} exited: ${p.output()}`)
-    pod = (await core.createNamespacedPod({ namespace: APP_NS, body: appPod(`${prefix}-${attempt++}`) })) as Obj
-    return pod.spec.containers.some((c: Obj) => c.name === 'vault-agent')
-  }, 60_000)
-  return { pod: pod!, uninjected: attempt - 1 }
 }
 
 async function exists(read: () => Promise<unknown>): Promise<boolean> {
@@ -96,13 +64,13 @@ t.teardown(async () => {
 })
 
 t.test('vault-helm v0.34.1 defaults (one replica): agent-inject 2>&1 runs, the certificate stays in memory, a pod is injected', { skip }, async (t) => {
-  await apply(fixture(1))
+  await apply(cp, fixture(1))
   pods = await runDeployment(cp, NS, 'vault-agent-injector', 'vault-agent-injector-svc')
   t.equal(pods.length, 1)
   await waitFor('the replica ready, within the chart\'s startupProbe budget', async () => pods.every((p) => p.ready()), STARTUP_BUDGET_MS)
   t.pass('ready: the chart\'s probes (GET /health/ready over HTTPS on the listen port) pass')
 
-  const { pod, uninjected } = await createUntilInjected('one-replica')
+  const { pod, uninjected } = await createUntilInjected(cp, APP_NS, 'one-replica', pods)
   t.same(pod.spec.containers.map((c: Obj) => c.name), ['app', 'vault-agent'], `a pod is injected (${uninjected} created uninjected before, failurePolicy Ignore)`)
   t.same(pod.spec.initContainers.map((c: Obj) => c.name), ['vault-agent-init'])
   t.equal(pod.spec.containers[1].image, 'hashicorp/vault:2.0.4', 'AGENT_INJECT_VAULT_IMAGE from the chart is used')
@@ -116,7 +84,7 @@ t.test('vault-helm v0.34.1 defaults (one replica): agent-inject 2>&1 runs, the c
 
 t.test('helm upgrade --set injector.replicas=2: the elector on, leadership through the ConfigMap vault-k8s-leader under the chart\'s Role, a pod is injected', { skip }, async (t) => {
   await stopPods()
-  await apply(fixture(2))
+  await apply(cp, fixture(2))
   pods = await runDeployment(cp, NS, 'vault-agent-injector', 'vault-agent-injector-svc')
   t.equal(pods.length, 2)
   await waitFor('both replicas ready, within the chart\'s startupProbe budget', async () => pods.every((p) => p.ready()), STARTUP_BUDGET_MS)
@@ -129,10 +97,10 @@ t.test('helm upgrade --set injector.replicas=2: the elector on, leadership throu
   t.notOk(await exists(() => coordination.readNamespacedLease({ name: 'vault-injector-leader', namespace: NS })), 'no Lease (the chart grants none)')
   t.ok(await exists(() => core.readNamespacedSecret({ name: 'vault-injector-certs', namespace: NS })), 'the leader shares the certificate in the Secret vault-injector-certs, as vault-k8s does')
 
-  const { pod } = await createUntilInjected('two-replicas')
+  const { pod } = await createUntilInjected(cp, APP_NS, 'two-replicas', pods)
   t.same(pod.spec.containers.map((c: Obj) => c.name), ['app', 'vault-agent'], 'a pod is injected')
   // Round robin over both replicas: each answers with the shared certificate.
-  const second = (await core.createNamespacedPod({ namespace: APP_NS, body: appPod('two-replicas-next') })) as Obj
+  const second = (await core.createNamespacedPod({ namespace: APP_NS, body: annotatedPod('two-replicas-next') })) as Obj
   t.same(second.spec.containers.map((c: Obj) => c.name), ['app', 'vault-agent'], 'and the next one, through the other replica')
   for (const p of pods) t.notMatch(p.output(), /"level":50|"level":40[^\n]*forbidden/i, `${p.name}: no RBAC refusal, no error logged`)
 })

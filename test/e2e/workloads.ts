@@ -8,12 +8,12 @@
 // API server: the program finds the cluster exactly as in a pod. The one
 // change: the pods share this machine's loopback, so each listens on its own
 // port (AGENT_INJECT_LISTEN), and the Service routes to those ports.
-import { AppsV1Api, CoreV1Api, type V1Container, type V1Deployment, type V1EnvVar } from '@kubernetes/client-node'
+import { AppsV1Api, CoreV1Api, KubernetesObjectApi, type KubernetesObject, type V1Container, type V1Deployment, type V1EnvVar, type V1Pod } from '@kubernetes/client-node'
 import { spawnSync } from 'node:child_process'
 import https from 'node:https'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { freePort, ROOT, serviceAccountToken, start, type ControlPlane, type Process } from './harness.ts'
+import { Fatal, freePort, ROOT, serviceAccountToken, start, waitFor, type ControlPlane, type Process } from './harness.ts'
 
 const SA_DIR = 'secrets/kubernetes.io/serviceaccount'
 
@@ -133,4 +133,41 @@ export async function runDeployment(cp: ControlPlane, namespace: string, deploym
     cp.services.route(service.spec!.clusterIP!, port.port, pods.map((p) => ({ port: p.port, ready: () => p.ready() })))
   }
   return pods
+}
+
+// What `kubectl apply` / `helm upgrade` do to the objects: create each, or
+// replace it when it exists.
+export async function apply(cp: ControlPlane, objects: KubernetesObject[]): Promise<void> {
+  const api = KubernetesObjectApi.makeApiClient(cp.kubeConfig)
+  for (const object of objects) {
+    try {
+      await api.create(object)
+    } catch {
+      const key = { apiVersion: object.apiVersion!, kind: object.kind!, metadata: { name: object.metadata!.name!, ...(object.metadata!.namespace ? { namespace: object.metadata!.namespace } : {}) } }
+      const current = await api.read(key)
+      await api.replace({ ...object, metadata: { ...object.metadata, resourceVersion: current.metadata!.resourceVersion! } })
+    }
+  }
+}
+
+export function annotatedPod(name: string): V1Pod {
+  return {
+    metadata: { name, annotations: { 'vault.hashicorp.com/agent-inject': 'true', 'vault.hashicorp.com/role': 'shop', 'vault.hashicorp.com/agent-inject-secret-db': 'secret/data/shop/db' } },
+    spec: { containers: [{ name: 'app', image: 'registry.example.com/shop:1' }] },
+  }
+}
+
+// Pods created one after another until the API server returns one injected:
+// with failurePolicy Ignore, pods are admitted without the agent until the
+// webhook is reachable and trusted, as in a real cluster.
+export async function createUntilInjected(cp: ControlPlane, namespace: string, prefix: string, pods: Pod[]): Promise<{ pod: Record<string, any>; uninjected: number }> {
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
+  let attempt = 0
+  let pod: Record<string, any> | undefined
+  await waitFor(`a pod injected (${prefix})`, async () => {
+    for (const p of pods) if (p.process.child.exitCode !== null) throw new Fatal(`${p.name} exited: ${p.output()}`)
+    pod = (await core.createNamespacedPod({ namespace, body: annotatedPod(`${prefix}-${attempt++}`) })) as Record<string, any>
+    return pod.spec.containers.some((c: Record<string, any>) => c.name === 'vault-agent')
+  }, 60_000)
+  return { pod: pod!, uninjected: attempt - 1 }
 }

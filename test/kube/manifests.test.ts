@@ -51,7 +51,7 @@ t.test('the shipped MutatingWebhookConfiguration is what register builds', async
   t.equal(hook.matchPolicy, 'Equivalent')
   t.equal(hook.failurePolicy, 'Ignore')
   t.ok(hook.timeoutSeconds <= 10, 'a small timeout')
-  t.same(hook.namespaceSelector.matchExpressions, [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'vault-injector'] }])
+  t.same(hook.namespaceSelector.matchExpressions, [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public'] }], 'no namespace of ours named: the base installs into any namespace')
   t.equal(hook.matchConditions[0].expression, MATCH_CONDITION_EXPRESSION)
   t.notOk(hook.clientConfig.caBundle, 'no caBundle: auto-TLS or cert-manager sets it')
 })
@@ -78,14 +78,14 @@ t.test('names that tie the objects together all match', async (t) => {
   t.equal(env.AGENT_INJECT_LISTEN?.value, ':8080')
   t.same(hook.clientConfig.service, { name: service.metadata.name, namespace: ns, path: '/mutate', port: service.spec.ports[0].port })
 
-  // Its own pods are never sent to it (no deadlock when it restarts).
-  t.ok(hook.namespaceSelector.matchExpressions[0].values.includes(ns), 'own namespace excluded')
+  // Its own pods are never sent to it (no deadlock when it restarts), by label, in any namespace.
   const own = hook.objectSelector.matchExpressions[0]
   t.equal(own.operator, 'NotIn')
   t.ok(own.values.includes(labels[own.key]), 'own pods excluded by label')
 
   t.equal(env.AGENT_INJECT_TLS_AUTO?.value, webhook.metadata.name, 'auto-TLS patches the shipped configuration')
-  t.same(env.AGENT_INJECT_TLS_AUTO_HOSTS?.value.split(','), defaultHosts(ns, service.metadata.name), 'certificate names are the Service names')
+  t.equal(env.AGENT_INJECT_TLS_AUTO_HOSTS, undefined, 'certificate names come from NAMESPACE at run time (the Service names there), not from a namespace written here')
+  t.same(defaultHosts(ns, service.metadata.name), ['vault-injector', `vault-injector.${ns}`, `vault-injector.${ns}.svc`, `vault-injector.${ns}.svc.cluster.local`])
   t.equal(env.AGENT_INJECT_USE_LEADER_ELECTOR?.value, 'true')
   t.equal(env.NAMESPACE?.valueFrom.fieldRef.fieldPath, 'metadata.namespace')
   t.equal(env.POD_NAME?.valueFrom.fieldRef.fieldPath, 'metadata.name')
