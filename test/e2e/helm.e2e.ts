@@ -1,0 +1,186 @@
+// charts/vault-injector with the real Helm (built by build.sh): `helm lint
+// --strict` and `helm template` for every values set in the chart's ci/
+// folder, each rendering validated two ways against the Kubernetes the e2e
+// runs: kubeconform -strict with schemas made from this API server's OpenAPI
+// (openapi-schemas.ts), and the API server itself (dry run, strict field
+// validation). cert-manager's and the Prometheus Operator's kinds have no
+// schema here (their CRDs are not installed): both checks skip them, by name.
+// Then `helm install` into the e2e API server, the Deployment run as pods
+// would run it (workloads.ts), and a pod injected through the chart's webhook;
+// and `helm upgrade --set injector.replicas=1`: no leader election, no Role,
+// the certificate in memory, a pod injected again.
+import t from 'tap'
+import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api, type KubernetesObject } from '@kubernetes/client-node'
+import { spawnSync } from 'node:child_process'
+import { existsSync, readdirSync } from 'node:fs'
+import https from 'node:https'
+import { join } from 'node:path'
+import { parseAllDocuments, parse } from 'yaml'
+import { parsePolicy } from '../../src/policy/load.ts'
+import { BIN, ROOT, startControlPlane, waitFor, type ControlPlane } from './harness.ts'
+import { writeKubeconformSchemas } from './openapi-schemas.ts'
+import { canRunPods, createUntilInjected, runDeployment, type Pod } from './workloads.ts'
+
+type Obj = Record<string, any>
+const CHART = join(ROOT, 'charts/vault-injector')
+const HELM = join(BIN, 'helm')
+const KUBECONFORM = join(BIN, 'kubeconform')
+const NS = 'vault'
+const APP_NS = 'shop'
+// Kinds whose CRDs are not in the e2e API server.
+const NO_SCHEMA = ['Certificate', 'Issuer', 'ServiceMonitor']
+const VALUES = ['', ...readdirSync(join(CHART, 'ci')).filter((f) => f.endsWith('.yaml')).map((f) => join(CHART, 'ci', f))]
+
+const missing = [HELM, KUBECONFORM].filter((p) => !existsSync(p))
+const skip = missing.length > 0 ? `not built: ${missing.join(', ')} (test/e2e/build.sh)` : canRunPods()
+let cp: ControlPlane
+let pods: Pod[] = []
+
+function run(command: string, args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(command, args, { encoding: 'utf8', input, env: { ...process.env, HOME: cp.dir, HELM_CACHE_HOME: join(cp.dir, 'helm-cache'), HELM_CONFIG_HOME: join(cp.dir, 'helm-config'), HELM_DATA_HOME: join(cp.dir, 'helm-data') } })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+const helm = (...args: string[]): ReturnType<typeof run> => run(HELM, [...args, '--kubeconfig', cp.kubeconfigPath])
+const render = (values: string): string => {
+  const r = run(HELM, ['template', 'vault-injector', CHART, '--namespace', NS, ...(values ? ['-f', values] : [])])
+  if (r.status !== 0) throw new Error(`helm template ${values}: ${r.stderr}`)
+  return r.stdout
+}
+const objectsOf = (text: string): Obj[] => parseAllDocuments(text).map((d) => d.toJS() as Obj).filter((o) => o?.kind)
+const label = (values: string): string => (values ? values.slice(CHART.length + 1) : 'default values')
+
+const PATHS: Record<string, [string, string, boolean]> = {
+  ServiceAccount: ['/api/v1', 'serviceaccounts', true],
+  Service: ['/api/v1', 'services', true],
+  ConfigMap: ['/api/v1', 'configmaps', true],
+  ClusterRole: ['/apis/rbac.authorization.k8s.io/v1', 'clusterroles', false],
+  ClusterRoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'clusterrolebindings', false],
+  Role: ['/apis/rbac.authorization.k8s.io/v1', 'roles', true],
+  RoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'rolebindings', true],
+  Deployment: ['/apis/apps/v1', 'deployments', true],
+  PodDisruptionBudget: ['/apis/policy/v1', 'poddisruptionbudgets', true],
+  NetworkPolicy: ['/apis/networking.k8s.io/v1', 'networkpolicies', true],
+  MutatingWebhookConfiguration: ['/apis/admissionregistration.k8s.io/v1', 'mutatingwebhookconfigurations', false],
+}
+
+// Server-side dry run with strict field validation: the status, body and warnings.
+async function dryRun(object: Obj): Promise<{ status: number; text: string; warnings: string[] }> {
+  const [prefix, plural, namespaced] = PATHS[object.kind]!
+  const options: https.RequestOptions = { method: 'POST', headers: { 'content-type': 'application/json' } }
+  await cp.kubeConfig.applyToHTTPSOptions(options)
+  const path = `${prefix}${namespaced ? `/namespaces/${object.metadata.namespace}` : ''}/${plural}?dryRun=All&fieldValidation=Strict`
+  return new Promise((resolve, reject) => {
+    const req = https.request(`${cp.apiUrl}${path}`, options, (res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, warnings: res.headers.warning === undefined ? [] : [res.headers.warning].flat() }))
+    })
+    req.on('error', reject)
+    req.end(JSON.stringify(object))
+  })
+}
+
+t.before(async () => {
+  if (skip) return
+  cp = await startControlPlane()
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api)
+  for (const name of [NS, APP_NS]) await core.createNamespace({ body: { metadata: { name } } })
+  await core.createNamespacedServiceAccount({ namespace: APP_NS, body: { metadata: { name: 'default' } } })
+})
+t.teardown(async () => {
+  for (const p of pods) await p.stop()
+  await cp?.stop()
+})
+
+t.test('helm lint --strict passes with every values set', { skip }, async (t) => {
+  for (const values of VALUES) {
+    const r = run(HELM, ['lint', '--strict', CHART, ...(values ? ['-f', values] : [])])
+    t.equal(r.status, 0, `${label(values)}: ${r.status === 0 ? 'lint passes' : r.stdout + r.stderr}`)
+  }
+})
+
+t.test('every rendering is valid for this Kubernetes: kubeconform -strict (schemas from its OpenAPI) and the API server\'s strict dry run', { skip }, async (t) => {
+  const renders = VALUES.map((values) => ({ values, text: render(values) }))
+  const kinds = new Set(renders.flatMap((r) => objectsOf(r.text).map((o) => o.kind as string)))
+  const { location, count } = await writeKubeconformSchemas(cp, join(cp.dir, 'schemas'), kinds)
+  t.ok(count >= kinds.size - NO_SCHEMA.length, `${count} schemas written for ${[...kinds].sort().join(', ')}`)
+  const kubeconform = (text: string): ReturnType<typeof run> => run(KUBECONFORM, ['-strict', '-summary', '-schema-location', location, '-skip', NO_SCHEMA.join(','), '-'], text)
+
+  for (const { values, text } of renders) {
+    const checked = kubeconform(text)
+    t.equal(checked.status, 0, `${label(values)}: kubeconform ${checked.status === 0 ? checked.stdout.trim() : checked.stdout + checked.stderr}`)
+    for (const object of objectsOf(text)) {
+      if (NO_SCHEMA.includes(object.kind)) continue
+      const answer = await dryRun(object)
+      t.ok(answer.status === 201 && answer.warnings.length === 0, `${label(values)}: ${object.kind} ${object.metadata.name} ${answer.status === 201 ? 'accepted' : answer.text}${answer.warnings.join('; ')}`)
+    }
+  }
+
+  // Both checks can fail: a misspelt field in the Deployment is refused by each.
+  const broken = renders[0]!.text.replace('  replicas: 2\n', '  replicas: 2\n  replicaz: 2\n')
+  t.not(kubeconform(broken).status, 0, 'kubeconform refuses an unknown field')
+  const deployment = objectsOf(broken).find((o) => o.kind === 'Deployment')!
+  t.equal((await dryRun(deployment)).status, 400, 'the API server refuses it too')
+
+  // The policy values render into a file the injector loads.
+  const policy = objectsOf(renders.find((r) => r.values.endsWith('everything-values.yaml'))!.text).find((o) => o.kind === 'ConfigMap')!
+  t.doesNotThrow(() => parsePolicy(policy.data['policy.yaml'], 'the chart\'s policy ConfigMap'), 'injector.policy renders a valid InjectorPolicy')
+})
+
+t.test('the chart\'s objects: least-privilege RBAC, hardened pods, the webhook as designed', { skip }, async (t) => {
+  const all = objectsOf(render(''))
+  const find = (kind: string): Obj => all.find((o) => o.kind === kind)!
+  t.same([...new Set(all.map((o) => o.kind))].sort(), ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'MutatingWebhookConfiguration', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'])
+  t.same(find('ClusterRole').rules, [{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['vault-injector'], verbs: ['get', 'list', 'watch', 'patch'] }])
+  const pod = find('Deployment').spec.template.spec
+  const container = pod.containers[0]
+  t.match(pod.securityContext, { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } })
+  t.match(container.securityContext, { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } })
+  t.equal(container.lifecycle.preStop.sleep.seconds, 5, 'preStop pause before SIGTERM')
+  t.equal(pod.topologySpreadConstraints.length, 2, 'spread over nodes and zones')
+  t.ok(container.resources.requests.cpu && container.resources.limits.memory)
+  const hook = find('MutatingWebhookConfiguration').webhooks[0]
+  t.match(hook, { failurePolicy: 'Ignore', timeoutSeconds: 10, sideEffects: 'None', reinvocationPolicy: 'IfNeeded' })
+  t.equal(hook.matchConditions[0].expression, "has(object.metadata.annotations) && 'vault.hashicorp.com/agent-inject' in object.metadata.annotations")
+  t.equal(find('PodDisruptionBudget').spec.minAvailable, 1)
+
+  const one = objectsOf(render(join(CHART, 'ci/one-replica-values.yaml')))
+  t.notOk(one.some((o) => o.kind === 'Role' || o.kind === 'PodDisruptionBudget'), 'one replica: no Role (no Secret, no Lease) and no PDB')
+  const files = objectsOf(render(join(CHART, 'ci/secret-certs-values.yaml')))
+  t.notOk(files.some((o) => o.kind.includes('Role')), 'certificates from a Secret: no RBAC at all')
+  const vaultHelm = objectsOf(render(join(CHART, 'ci/vault-helm-injector-values.yaml')))
+  const vhHook = vaultHelm.find((o) => o.kind === 'MutatingWebhookConfiguration')!.webhooks[0]
+  t.match(vhHook, { failurePolicy: 'Fail', timeoutSeconds: 30 }, 'vault-helm\'s injector.webhook values are honoured')
+  t.same(vhHook.namespaceSelector, { matchLabels: { 'sidecar-injector': 'enabled' } }, 'and its older injector.namespaceSelector')
+  t.same(vhHook.objectSelector, { matchExpressions: [{ key: 'app.kubernetes.io/name', operator: 'NotIn', values: ['vault-injector'] }] }, 'and injector.objectSelector given as a string')
+  t.same(vaultHelm.find((o) => o.kind === 'Deployment')!.spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector.matchLabels['app.kubernetes.io/instance'], 'vault-injector', 'and a templated affinity string')
+  const vhEnv = Object.fromEntries(vaultHelm.find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].env.map((e: Obj) => [e.name, e.value]))
+  t.match(vhEnv, { AGENT_INJECT_VAULT_ADDR: 'https://vault.example.com:8200', AGENT_INJECT_VAULT_AUTH_PATH: 'auth/k8s', AGENT_INJECT_DEFAULT_TEMPLATE: 'json', AGENT_INJECT_TEMPLATE_STATIC_SECRET_RENDER_INTERVAL: '5m', AGENT_INJECT_VAULT_IMAGE: 'hashicorp/vault:1.21.2' })
+})
+
+t.test('helm install into the API server: the Deployment runs, elects a leader through its Lease and injects a pod; helm upgrade to one replica injects without Role or Secret', { skip }, async (t) => {
+  const installed = helm('install', 'vault-injector', CHART, '--namespace', NS)
+  t.equal(installed.status, 0, installed.status === 0 ? 'helm install' : installed.stderr)
+  pods = await runDeployment(cp, NS, 'vault-injector', 'vault-injector')
+  t.equal(pods.length, 2)
+  await waitFor('both replicas ready', async () => pods.every((p) => p.ready()), 60_000)
+  const holder = (await cp.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'vault-injector-leader', namespace: NS })).spec?.holderIdentity
+  t.ok(pods.some((p) => p.name === holder), `the Lease names a replica (${holder})`)
+  const first = await createUntilInjected(cp, APP_NS, 'helm', pods)
+  t.same(first.pod.spec.containers.map((c: Obj) => c.name), ['app', 'vault-agent'], 'a pod is injected through the chart\'s webhook')
+  for (const p of pods) t.notMatch(p.output(), /"level":50|forbidden/i, `${p.name}: no RBAC refusal, no error logged`)
+
+  for (const p of pods) await p.stop()
+  const upgraded = helm('upgrade', 'vault-injector', CHART, '--namespace', NS, '--set', 'injector.replicas=1')
+  t.equal(upgraded.status, 0, upgraded.status === 0 ? 'helm upgrade --set injector.replicas=1' : upgraded.stderr)
+  const rbac = cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api)
+  t.equal((await rbac.listNamespacedRole({ namespace: NS })).items.length, 0, 'the Role is gone')
+  pods = await runDeployment(cp, NS, 'vault-injector', 'vault-injector')
+  await waitFor('the replica ready', async () => pods.every((p) => p.ready()), 60_000)
+  const second = await createUntilInjected(cp, APP_NS, 'helm-one', pods)
+  t.same(second.pod.spec.containers.map((c: Obj) => c.name), ['app', 'vault-agent'], 'one replica, certificate in memory: a pod is injected')
+  t.notMatch(pods[0]!.output(), /"level":50|forbidden/i, 'no RBAC refusal, no error logged')
+  const values = parse(helm('get', 'values', 'vault-injector', '--namespace', NS, '-o', 'yaml').stdout) as Obj
+  t.same(values, { injector: { replicas: 1 } })
+})
