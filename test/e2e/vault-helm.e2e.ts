@@ -13,11 +13,13 @@
 // without the agent, as in a real cluster).
 import t from 'tap'
 import { CoordinationV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node'
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import tls from 'node:tls'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
 import { ROOT, startControlPlane, waitFor, type ControlPlane } from './harness.ts'
-import { annotatedPod, apply, canRunPods, createUntilInjected, runDeployment, type Pod } from './workloads.ts'
+import { apply, canRunPods, createUntilInjected, runDeployment, type Pod } from './workloads.ts'
 
 type Obj = Record<string, any>
 const NS = 'vault'
@@ -34,6 +36,17 @@ let pods: Pod[] = []
 function fixture(replicas: number): KubernetesObject[] {
   const text = readFileSync(join(FIXTURES, `vault-helm-0.34.1-replicas-${replicas}.yaml`), 'utf8')
   return parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject).filter((o) => o?.kind)
+}
+
+// The certificate a replica presents, verified against ca for the given name.
+function presented(port: number, ca: string, servername: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, servername }, () => {
+      resolve(socket.getPeerX509Certificate()!.fingerprint256)
+      socket.end()
+    })
+    socket.on('error', reject)
+  })
 }
 
 async function exists(read: () => Promise<unknown>): Promise<boolean> {
@@ -80,6 +93,7 @@ t.test('vault-helm v0.34.1 defaults (one replica): agent-inject 2>&1 runs, the c
   const log = pods[0]!.output()
   t.notMatch(log, /"level":50|"level":40[^\n]*forbidden/i, "no RBAC refusal, no error logged")
   t.match(log, /vault-injector serving AdmissionReviews/)
+  t.match(log, /"namespace":"vault","namespaceFrom":"service account","store":"memory"/, 'the namespace read from the service account\'s namespace file; certificates in memory')
 })
 
 t.test('helm upgrade --set injector.replicas=2: the elector on, leadership through the ConfigMap vault-k8s-leader under the chart\'s Role, a pod is injected', { skip }, async (t) => {
@@ -99,8 +113,10 @@ t.test('helm upgrade --set injector.replicas=2: the elector on, leadership throu
 
   const { pod } = await createUntilInjected(cp, APP_NS, 'two-replicas', pods)
   t.same(pod.spec.containers.map((c: Obj) => c.name), ['app', 'vault-agent'], 'a pod is injected')
-  // Round robin over both replicas: each answers with the shared certificate.
-  const second = (await core.createNamespacedPod({ namespace: APP_NS, body: annotatedPod('two-replicas-next') })) as Obj
-  t.same(second.spec.containers.map((c: Obj) => c.name), ['app', 'vault-agent'], 'and the next one, through the other replica')
+  // Either replica may answer the API server: both present the Secret's certificate, valid for the Service's name.
+  const secret = await core.readNamespacedSecret({ name: 'vault-injector-certs', namespace: NS })
+  const ca = Buffer.from(secret.data!['ca.crt']!, 'base64').toString('utf8')
+  const served = new X509Certificate(Buffer.from(secret.data!['tls.crt']!, 'base64')).fingerprint256
+  for (const p of pods) t.equal(await presented(p.port, ca, 'vault-agent-injector-svc.vault.svc'), served, `${p.name} presents it, verified for vault-agent-injector-svc.vault.svc`)
   for (const p of pods) t.notMatch(p.output(), /"level":50|"level":40[^\n]*forbidden/i, `${p.name}: no RBAC refusal, no error logged`)
 })
