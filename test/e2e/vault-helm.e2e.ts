@@ -92,7 +92,7 @@ t.test('vault-helm v0.34.1 defaults (one replica): agent-inject 2>&1 runs, the c
   t.notOk(await exists(() => core.readNamespacedSecret({ name: 'vault-injector-certs', namespace: NS })), 'no Secret: the chart grants one replica none')
   const log = pods[0]!.output()
   t.notMatch(log, /"level":50|"level":40[^\n]*forbidden/i, "no RBAC refusal, no error logged")
-  t.match(log, /vault-injector serving AdmissionReviews/)
+  t.match(log, /vault-injector \S+ serving AdmissionReviews/, 'it serves')
   t.match(log, /"namespace":"vault","namespaceFrom":"service account","store":"memory"/, 'the namespace read from the service account\'s namespace file; certificates in memory')
 })
 
