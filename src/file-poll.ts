@@ -67,6 +67,13 @@ export class FilePoll<T> {
     }
   }
 
+  // Reads the files again whether or not they changed (SIGHUP).
+  pollNow(): boolean {
+    this.#seen = ''
+    this.#failed = ''
+    return this.poll()
+  }
+
   // Loads now and throws if the files do not load (for a first version that must exist).
   loadNow(): T {
     const seen = stamp(this.#options.files)

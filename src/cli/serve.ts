@@ -13,15 +13,67 @@ import type { Logger } from '../log.ts'
 import type { CertSource } from '../tls/source.ts'
 import type { NamespaceLabels } from '../kube/namespaces.ts'
 import type { PolicyWatcher } from '../policy/load.ts'
-import type { ServerOptions } from '../webhook/server.ts'
+import type { ServerOptions, WebhookServer } from '../webhook/server.ts'
 import { UsageError } from '../errors.ts'
 import { addServeSettingsOptions, settingsFromOptions } from './options.ts'
 import { EXIT, reportUsageError } from './run.ts'
 import { VERSION } from './version.ts'
 import { registerBuildInfo, registerLeadership } from '../webhook/metrics.ts'
 
-// SIGTERM to exit: the pod's terminationGracePeriodSeconds is 30 by default.
-const SHUTDOWN_GRACE_MS = 25_000
+// After SIGTERM: readiness fails at once and the server keeps answering for
+// the drain window (AGENT_INJECT_DRAIN_SECONDS, 5 s: clients still holding its
+// address find out), then it stops accepting and finishes what is in flight;
+// it exits by SHUTDOWN_LIMIT_MS whatever happens. The Deployment's preStop
+// pause (5 s) plus this stays inside terminationGracePeriodSeconds (30 s); a
+// test checks the sum.
+export const SHUTDOWN_LIMIT_MS = 20_000
+// Time to finish reviews in flight after the drain window (a review holds its
+// slot at most 10 s, see server.ts).
+const FINISH_MS = 15_000
+
+// What a signal finds: nothing yet (still starting), or the server and what
+// feeds it. Signal handlers are installed before anything that waits (the
+// first certificate may take minutes with auto-TLS), so SIGTERM always works
+// and SIGHUP never kills the process.
+interface Running {
+  server?: WebhookServer
+  certSource?: CertSource
+  policy?: PolicyWatcher
+  csiRestarts?: { stop(): Promise<void> }
+}
+
+function installSignals(logger: Logger, running: Running, drainMs: number): void {
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    const force = setTimeout(() => process.exit(1), Math.max(SHUTDOWN_LIMIT_MS, drainMs + FINISH_MS))
+    force.unref()
+    const { server } = running
+    if (!server) {
+      logger.info({ signal }, 'stopping before the server started')
+      void Promise.resolve(running.certSource?.close()).finally(() => process.exit(0))
+      return
+    }
+    logger.info({ signal, drainMs }, 'shutting down: readiness fails now; answering for the drain window, then finishing reviews in flight')
+    server.drain()
+    setTimeout(() => {
+      running.policy?.close()
+      Promise.all([server.close(), running.csiRestarts?.stop()]).then(
+        () => process.exit(0),
+        () => process.exit(1),
+      )
+    }, drainMs)
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  // SIGHUP: read the certificate files and the policy again now.
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading the certificate and the policy')
+    running.certSource?.reload?.()
+    running.policy?.reload()
+  })
+}
 // How often serve says it is still waiting for its first certificate.
 const CERT_WAIT_LOG_INTERVAL_MS = 10_000
 // The embedded default's certificates: certs/ at the top of the checkout.
@@ -96,10 +148,14 @@ export interface ServeOptions {
 export async function runServe(settings: Settings, serveOptions: ServeOptions, extra: Partial<ServerOptions> = {}): Promise<void> {
   const { createLogger, buildServer, FileCertSource } = await serverModules()
   const logger = createLogger(settings)
+  const running: Running = {}
+  installSignals(logger, running, settings.drainSeconds * 1000)
   // The policy code (YAML, JSON Schema) is loaded only when a policy is set;
   // a bad policy stops serve before any certificate work (exit 2).
   const policy: PolicyWatcher | undefined = settings.policyFile ? new (await import('../policy/load.ts')).PolicyWatcher(settings.policyFile, logger) : undefined
+  if (policy) running.policy = policy
   const startup = await certSourceFor(settings, serveOptions.listenSet, logger, serveOptions.certsDir ?? DEFAULT_CERTS_DIR, FileCertSource)
+  running.certSource = startup.certSource
   const namespaces = policy ? await namespaceLabelsIfCluster(logger) : undefined
   // The certificate sources' timers do not hold the process open (so that
   // closing never waits on them). Until the first certificate is there, which
@@ -114,6 +170,7 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
     ...(namespaces ? { namespaceLabels: namespaces.labels } : {}),
     ...extra,
   }).finally(() => clearInterval(waiting))
+  running.server = server
   if (policy) (await import('../policy/metrics.ts')).registerPolicyMetrics(server.metrics.registry, policy)
   registerBuildInfo(server.metrics.registry, VERSION)
   const leading = startup.certSource.isLeader?.bind(startup.certSource)
@@ -122,31 +179,15 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
   const vaultNote = startup.settings.vaultAddress === DEFAULT_VAULT_ADDRESS ? ' (the default; set AGENT_INJECT_VAULT_ADDR)' : ''
   server.app.log.info({ vaultAddress: startup.settings.vaultAddress }, `agents will use Vault at ${startup.settings.vaultAddress}${vaultNote}`)
   // Rolling restarts on CSI secret rotation: the API code is loaded only when asked for.
-  let csiRestarts: { stop(): Promise<void> } | undefined
   if (startup.settings.csiRestartOnRotation) {
     const { loadKubeConfig } = await import('../kube/client.ts')
     const { startCsiRestarts } = await import('../kube/csi-restart.ts')
     const s = startup.settings
-    csiRestarts = startCsiRestarts(loadKubeConfig(), { logger, minIntervalMs: s.csiRestartMinIntervalSeconds * 1000, namespace: s.namespace, podName: s.podName, useLeaderElector: s.useLeaderElector })
+    running.csiRestarts = startCsiRestarts(loadKubeConfig(), { logger, minIntervalMs: s.csiRestartMinIntervalSeconds * 1000, namespace: s.namespace, podName: s.podName, useLeaderElector: s.useLeaderElector })
   }
   const address = await server.listen()
   server.app.log.info({ address, version: VERSION }, `vault-injector ${VERSION} serving AdmissionReviews on ${address}/mutate`)
   if (startup.localCa) printLocalCaNote(startup.localCa, address)
-
-  let stopping = false
-  const stop = (signal: string): void => {
-    if (stopping) return
-    stopping = true
-    server.app.log.info({ signal }, 'shutting down: finishing reviews in flight')
-    const force = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS)
-    force.unref()
-    Promise.all([server.close(), csiRestarts?.stop()]).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    )
-  }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
 }
 
 export function register(program: Command): void {

@@ -142,14 +142,22 @@ export function initContainer(spec: AgentSpec, pod: JsonObject): JsonObject {
   return applyUserPatch(baseContainer(spec, CONTAINER.init, true, mounts), spec.initPatch, 'agent-init-json-patch')
 }
 
+// One shell word. Values come from settings and annotations, so anything but
+// plain URL and path characters is single-quoted (a plain value is left as it
+// is: the command then reads exactly as vault-k8s writes it).
+export function shellWord(value: string): string {
+  if (value !== '' && /^[A-Za-z0-9_./:@%+=,-]+$/.test(value)) return value
+  return `'${value.replace(/'/g, `'\\''`)}'`
+}
+
 function revokeCommand(spec: AgentSpec): string {
   // The same TLS flags the agent connects with: a Vault that requires client
-  // certificates refuses the revocation without them.
-  const flags = [`-address=${spec.address}`]
-  if (spec.caCert) flags.push(`-ca-cert=${spec.caCert}`)
-  if (spec.clientCert) flags.push(`-client-cert=${spec.clientCert}`)
-  if (spec.clientKey) flags.push(`-client-key=${spec.clientKey}`)
-  return `/bin/sleep ${spec.revokeGrace} && /bin/vault token revoke ${flags.join(' ')} -self`
+  // certificates refuses the revocation without them. Each value is one shell word.
+  const flags = [`-address=${shellWord(spec.address)}`]
+  if (spec.caCert) flags.push(`-ca-cert=${shellWord(spec.caCert)}`)
+  if (spec.clientCert) flags.push(`-client-cert=${shellWord(spec.clientCert)}`)
+  if (spec.clientKey) flags.push(`-client-key=${shellWord(spec.clientKey)}`)
+  return `/bin/sleep ${shellWord(String(spec.revokeGrace))} && /bin/vault token revoke ${flags.join(' ')} -self`
 }
 
 export function sidecarContainer(spec: AgentSpec, pod: JsonObject): JsonObject {
@@ -179,15 +187,33 @@ function makeNative(spec: AgentSpec, container: JsonObject): void {
 // against the container they apply to).
 export class RenderError extends Error {}
 
-// agent-json-patch / agent-init-json-patch: their JSON was checked when read.
+// A patched container larger than this is refused: `copy` operations can
+// double a subtree each (100 of them would need 2^100 bytes). A real agent
+// container is 2-10 KiB.
+export const MAX_PATCHED_CONTAINER_BYTES = 256 * 1024
+// And the operations together get this long (they are bounded by size, so
+// this is a backstop against a slow path in the patch library).
+const MAX_PATCH_MS = 1_000
+
+// agent-json-patch / agent-init-json-patch: their JSON (count, nesting) was
+// checked when read. Applied one operation at a time, with the size of the
+// result checked after each, so no operation can run on an oversized document.
 function applyUserPatch(container: JsonObject, ops: unknown[], annotation: string): JsonObject {
   if (ops.length === 0) return container
-  try {
-    return fastJsonPatch.applyPatch(container, ops as fastJsonPatch.Operation[], true, false).newDocument
-  } catch (error) {
-    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error)
-    throw new RenderError(`vault.hashicorp.com/${annotation}: cannot be applied to the ${String(container.name)} container: ${reason}`)
+  const refuse = (reason: string): RenderError => new RenderError(`vault.hashicorp.com/${annotation}: cannot be applied to the ${String(container.name)} container: ${reason}`)
+  const started = performance.now()
+  let document: JsonObject = structuredClone(container)
+  for (const [index, op] of ops.entries()) {
+    try {
+      document = fastJsonPatch.applyOperation(document, op as fastJsonPatch.Operation, true, true, true, index).newDocument
+    } catch (error) {
+      throw refuse(error instanceof Error ? error.message.split('\n')[0]! : String(error))
+    }
+    const bytes = JSON.stringify(document).length
+    if (bytes > MAX_PATCHED_CONTAINER_BYTES) throw refuse(`operation ${index} makes the container ${bytes} bytes; at most ${MAX_PATCHED_CONTAINER_BYTES} are accepted`)
+    if (performance.now() - started > MAX_PATCH_MS) throw refuse(`the operations took longer than ${MAX_PATCH_MS} ms; at most ${MAX_PATCH_MS} ms are spent on them`)
   }
+  return document
 }
 
 export function appMounts(spec: AgentSpec): JsonObject[] {

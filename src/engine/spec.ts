@@ -7,6 +7,7 @@ import { collectSecrets, type SecretSpec } from './secrets.ts'
 import type { EngineSettings } from './settings.ts'
 import { findTokenSource, type TokenSource } from './token.ts'
 import type { JsonObject } from './types.ts'
+import { MAX_ANNOTATION_JSON_DEPTH, nestsDeeperThan } from './values.ts'
 
 // The 31 telemetry keys vault-k8s passes through; others are dropped (we warn).
 const TELEMETRY_KEYS = new Set([
@@ -134,15 +135,21 @@ function telemetryFrom(r: Reading, warnings: string[]): JsonObject {
       warnings.push(`vault.hashicorp.com/agent-telemetry-${rawKey}: not a Vault Agent telemetry setting; ignored`)
       continue
     }
-    out[key] = decodeJsonValue(raw)
+    const value = decodeJsonValue(raw)
+    if (value === TOO_DEEP) warnings.push(`vault.hashicorp.com/agent-telemetry-${rawKey}: JSON nested deeper than ${MAX_ANNOTATION_JSON_DEPTH} levels; passed on as a string`)
+    out[key] = value === TOO_DEEP ? raw : value
   }
   return out
 }
 
-// vault-k8s JSON-decodes telemetry values when it can (numbers, booleans, lists).
+const TOO_DEEP = Symbol('too deep')
+
+// vault-k8s JSON-decodes telemetry values when it can (numbers, booleans,
+// lists). Nesting is bounded: the configuration is serialized recursively.
 function decodeJsonValue(raw: string): unknown {
   try {
-    return JSON.parse(raw)
+    const value: unknown = JSON.parse(raw)
+    return nestsDeeperThan(value, MAX_ANNOTATION_JSON_DEPTH) ? TOO_DEEP : value
   } catch {
     return raw
   }

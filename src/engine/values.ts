@@ -121,6 +121,24 @@ export const listType = {
   unset: [] as string[],
 } satisfies ValueType<string[]>
 
+// Bounds on the JSON an annotation may carry. Real patches have a handful of
+// operations and shallow values; these stop a hostile one from exhausting the
+// stack (recursive clone and stringify) or the heap (copy doubling a subtree).
+export const MAX_PATCH_OPERATIONS = 100
+export const MAX_ANNOTATION_JSON_DEPTH = 32
+
+// Iterative, so a hostile document cannot exhaust the stack here.
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]]
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!
+    if (typeof node !== 'object' || node === null) continue
+    if (depth > limit) return true
+    for (const child of Object.values(node)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
+  }
+  return false
+}
+
 export const jsonPatchType = {
   unset: [] as unknown[],
   parse(raw: string): unknown[] | undefined {
@@ -128,7 +146,7 @@ export const jsonPatchType = {
     try {
       const ops: unknown = JSON.parse(raw)
       if (ops === null) return []
-      if (!Array.isArray(ops)) return undefined
+      if (!Array.isArray(ops) || ops.length > MAX_PATCH_OPERATIONS || nestsDeeperThan(ops, MAX_ANNOTATION_JSON_DEPTH)) return undefined
       const valid = ops.every(
         (op) =>
           typeof op === 'object' &&
@@ -141,7 +159,7 @@ export const jsonPatchType = {
       return undefined
     }
   },
-  accepts: 'is not a JSON Patch (a JSON array of RFC 6902 operations)',
+  accepts: `is not a JSON Patch (a JSON array of at most ${MAX_PATCH_OPERATIONS} RFC 6902 operations, nested at most ${MAX_ANNOTATION_JSON_DEPTH} levels)`,
 } satisfies ValueType<unknown[]>
 
 // "true", "false" or "force", as Vault's cache use_auto_auth_token takes it.

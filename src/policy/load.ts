@@ -94,6 +94,11 @@ export class PolicyWatcher {
     this.#file.poll()
   }
 
+  // Read the file again now, changed or not (SIGHUP).
+  reload(): void {
+    this.#file.pollNow()
+  }
+
   current(): Policy | undefined {
     return this.#file.current()
   }

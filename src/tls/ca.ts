@@ -28,11 +28,10 @@ function serialNumber(): string {
   return bytes.toString('hex')
 }
 
-function newCert(publicKey: forge.pki.PublicKey, validityMs: number): forge.pki.Certificate {
+function newCert(publicKey: forge.pki.PublicKey, validityMs: number, now = Date.now()): forge.pki.Certificate {
   const cert = forge.pki.createCertificate()
   cert.publicKey = publicKey
   cert.serialNumber = serialNumber()
-  const now = Date.now()
   cert.validity.notBefore = new Date(now - CLOCK_SKEW_MS)
   cert.validity.notAfter = new Date(now + validityMs)
   return cert
@@ -66,10 +65,11 @@ function signedBy(ca: CertificateAuthority, cert: forge.pki.Certificate, subject
   cert.sign(caKey, forge.md.sha256.create())
 }
 
-export function generateServingCert(options: { ca: CertificateAuthority; hosts: readonly string[]; validityMs: number }): IssuedCert {
+// `issuedAt` (default now) is for tests of certificates outside their validity.
+export function generateServingCert(options: { ca: CertificateAuthority; hosts: readonly string[]; validityMs: number; issuedAt?: number }): IssuedCert {
   if (options.hosts.length === 0) throw new Error('a serving certificate needs at least one host name or IP')
   const keys = keyPair()
-  const cert = newCert(keys.publicKey, options.validityMs)
+  const cert = newCert(keys.publicKey, options.validityMs, options.issuedAt)
   const altNames = options.hosts.map((host) => (isIP(host) ? { type: 7, ip: host } : { type: 2, value: host }))
   signedBy(options.ca, cert, [{ name: 'commonName', value: options.hosts[0]! }], [
     { name: 'basicConstraints', cA: false },

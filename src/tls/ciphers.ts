@@ -32,6 +32,22 @@ const GO_TO_OPENSSL: Readonly<Record<string, string>> = {
 // TLS 1.3 suites have the same name in Go, IANA and OpenSSL.
 const TLS13 = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256']
 
+// TLS 1.2 without a setting: forward secrecy (ECDHE) and AEAD only. Node's own
+// default also offers static-RSA key exchange and CBC suites.
+export const DEFAULT_TLS12 = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+]
+
+// ECDHE key exchange with an AEAD cipher: what we accept in the setting too.
+function strong(openSslName: string): boolean {
+  return /^ECDHE-(ECDSA|RSA)-/.test(openSslName) && /(-GCM-|CHACHA20-POLY1305)/.test(openSslName)
+}
+
 function usable(openSslName: string): boolean {
   try {
     createSecureContext({ ciphers: openSslName })
@@ -41,12 +57,13 @@ function usable(openSslName: string): boolean {
   }
 }
 
-// The setting (comma list) → Node's `ciphers` option, or undefined for Node's
-// defaults. Throws, naming the entry, when a name is unknown or this Node's
-// OpenSSL cannot use it (OpenSSL itself would silently drop it).
-export function cipherList(setting: string): string | undefined {
+// The setting (comma list) → Node's `ciphers` option; empty means TLS 1.3's
+// suites and DEFAULT_TLS12. Throws, naming the entry, when a name is unknown,
+// this Node's OpenSSL cannot use it (OpenSSL itself would silently drop it),
+// or it is a static-RSA or CBC suite (vault-k8s accepts those; we do not).
+export function cipherList(setting: string): string {
   const names = setting.split(',').map((name) => name.trim()).filter((name) => name !== '')
-  if (names.length === 0) return undefined
+  if (names.length === 0) return [...TLS13, ...DEFAULT_TLS12].join(':')
   const tls12: string[] = []
   const tls13: string[] = []
   for (const name of names) {
@@ -57,6 +74,9 @@ export function cipherList(setting: string): string | undefined {
     const openSsl = GO_TO_OPENSSL[name] ?? name
     if (!/^[A-Za-z0-9-]+$/.test(openSsl) || !usable(openSsl)) {
       throw new Error(`AGENT_INJECT_TLS_CIPHER_SUITES: "${name}" is not a cipher suite this server supports (use Go names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or OpenSSL names such as ECDHE-RSA-AES128-GCM-SHA256)`)
+    }
+    if (!strong(openSsl)) {
+      throw new Error(`AGENT_INJECT_TLS_CIPHER_SUITES: "${name}" is refused: TLS 1.2 suites must use ECDHE key exchange and an AEAD cipher (GCM or ChaCha20-Poly1305), e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`)
     }
     tls12.push(openSsl)
   }

@@ -15,12 +15,25 @@ export interface FileSourceOptions {
   logger: Logger
 }
 
-// Checks that the files hold a certificate and its private key.
-export function loadPair(certFile: string, keyFile: string, caFile?: string): CertPair {
+// A pair that loads but must not be served: the reason is also the metric's label.
+export class RefusedPair extends Error {
+  readonly reason: 'expired' | 'not_yet_valid' | 'key_mismatch'
+  constructor(reason: RefusedPair['reason'], message: string) {
+    super(message)
+    this.reason = reason
+  }
+}
+
+// Checks that the files hold a certificate, valid now, and its private key.
+export function loadPair(certFile: string, keyFile: string, caFile?: string, now = Date.now()): CertPair {
   const certPem = readFileSync(certFile, 'utf8')
   const keyPem = readFileSync(keyFile, 'utf8')
   const cert = new X509Certificate(certPem)
-  if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new Error(`the key in ${keyFile} does not belong to the certificate in ${certFile}`)
+  if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new RefusedPair('key_mismatch', `the key in ${keyFile} does not belong to the certificate in ${certFile}`)
+  const notBefore = new Date(cert.validFrom).getTime()
+  const notAfter = new Date(cert.validTo).getTime()
+  if (now < notBefore) throw new RefusedPair('not_yet_valid', `the certificate in ${certFile} is not valid before ${new Date(notBefore).toISOString()}`)
+  if (now > notAfter) throw new RefusedPair('expired', `the certificate in ${certFile} expired at ${new Date(notAfter).toISOString()}`)
   return { certPem, keyPem, ...(caFile ? { caPem: readFileSync(caFile, 'utf8') } : {}) }
 }
 
@@ -28,6 +41,7 @@ export class FileCertSource implements CertSource {
   readonly #options: FileSourceOptions
   readonly #file: FilePoll<CertPair>
   #listeners: ((pair: CertPair) => void)[] = []
+  #rejectedListeners: ((reason: string) => void)[] = []
   #first: Promise<CertPair>
 
   constructor(options: FileSourceOptions) {
@@ -42,12 +56,13 @@ export class FileCertSource implements CertSource {
         const cert = new X509Certificate(pair.certPem)
         const details = { certFile, serial: cert.serialNumber, notAfter: new Date(cert.validTo).toISOString() }
         logger.info(details, changed ? 'serving certificate reloaded' : 'serving certificate loaded')
-        if (new Date(cert.validTo).getTime() < Date.now()) logger.warn(details, 'the serving certificate has expired; clients will refuse it')
         if (changed) this.#notify(pair)
       },
       onFailed: (error, current) => {
         const message = current ? 'new serving certificate not loaded; keeping the current one' : 'serving certificate not loadable yet'
         logger.warn({ err: error.message, certFile }, message)
+        // Only a complete pair that is wrong counts as refused; a half-written one is just early.
+        if (error instanceof RefusedPair) for (const listener of this.#rejectedListeners) listener(error.reason)
       },
     })
     this.#first = this.#waitFirst()
@@ -103,6 +118,16 @@ export class FileCertSource implements CertSource {
 
   onChange(listener: (pair: CertPair) => void): void {
     this.#listeners.push(listener)
+  }
+
+  onRejected(listener: (reason: string) => void): void {
+    this.#rejectedListeners.push(listener)
+  }
+
+  // Read the files again now (SIGHUP). Before the first pair the regular
+  // poll retries anyway (and resolves ready()).
+  reload(): void {
+    if (this.#file.current()) this.#file.pollNow()
   }
 
   async close(): Promise<void> {

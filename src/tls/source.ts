@@ -15,6 +15,11 @@ export interface CertSource {
   // Called with each new pair after the first. A pair that fails to load is
   // reported through the logger and the last good pair stays in force.
   onChange(listener: (pair: CertPair) => void): void
+  // A pair offered but refused (expired, not yet valid, key mismatch): the
+  // last good pair stays in force. For the metric.
+  onRejected?(listener: (reason: string) => void): void
+  // Look again now (SIGHUP), whatever the polling schedule.
+  reload?(): void
   close(): Promise<void>
   // Auto-TLS with leader election only: whether this replica leads (metrics).
   isLeader?(): boolean

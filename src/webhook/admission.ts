@@ -43,6 +43,8 @@ export interface AdmissionOutcome {
   statusCode: number
   body: JsonObject
   audit?: AuditRecord
+  // Set when judging threw (decision 'error'): for the error log, not the client.
+  error?: unknown
 }
 
 function isObject(value: unknown): value is JsonObject {
@@ -156,7 +158,22 @@ export function admit(body: unknown, deps: AdmissionDeps): AdmissionOutcome {
   if (req.operation !== 'CREATE') return ignored(review, req, `operation ${req.operation || '(none)'} is not mutated (only CREATE)`)
   if (!req.object) return badRequest('request.object is missing')
   if (depthExceeds(req.object, MAX_DEPTH)) return badRequest(`request.object nests deeper than ${MAX_DEPTH} levels`)
-  return decide(review, req, req.object, deps)
+  try {
+    return decide(review, req, req.object, deps)
+  } catch (error) {
+    return failed(review, req, error)
+  }
+}
+
+// Judging threw: a bug, or input no check foresaw (a RangeError from input
+// nested too deep). The pod asked for injection, so it is denied rather than
+// admitted without its agent, and the audit line says so; never a 500.
+function failed(review: JsonObject, req: Request, error: unknown): AdmissionOutcome {
+  const audit = baseAudit(req, req.object)
+  audit.decision = 'error'
+  audit.reason = 'the review could not be judged'
+  const status = { code: 400, message: 'vault-injector could not judge this pod (the injector logged why); check its annotations', reason: 'BadRequest' }
+  return { statusCode: 200, body: respond(review, { uid: req.uid, allowed: false, status }), audit, error }
 }
 
 function decide(review: JsonObject, req: Request, pod: JsonObject, deps: AdmissionDeps): AdmissionOutcome {

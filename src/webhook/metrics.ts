@@ -12,13 +12,33 @@ export interface WebhookMetrics {
   injections: Counter<'namespace' | 'injection_type'>
   failedInjections: Counter<'namespace'>
   requestSeconds: Histogram<'code' | 'decision'>
+  certificatesRefused: Counter<'reason'>
+  // The namespace label for a review's namespace: bounded, since the value
+  // comes from the request and anyone reaching the port can forge one.
+  namespaceLabel(namespace: string): string
 }
 
-export function createMetrics(): WebhookMetrics {
+// Distinct namespace labels before the rest are counted together.
+export const MAX_NAMESPACE_LABELS = 1_000
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+
+function boundedLabels(limit: number): (namespace: string) => string {
+  const seen = new Set<string>()
+  return (namespace) => {
+    if (!NAMESPACE.test(namespace)) return '_invalid'
+    if (seen.has(namespace)) return namespace
+    if (seen.size >= limit) return '_other'
+    seen.add(namespace)
+    return namespace
+  }
+}
+
+export function createMetrics(maxNamespaceLabels = MAX_NAMESPACE_LABELS): WebhookMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   return {
     registry,
+    namespaceLabel: boundedLabels(maxNamespaceLabels),
     queueLength: new Gauge({ name: 'vault_agent_injector_request_queue_length', help: 'Admission requests being processed.', registers: [registry] }),
     processingMs: new Histogram({
       name: 'vault_agent_injector_request_processing_duration_ms',
@@ -43,6 +63,12 @@ export function createMetrics(): WebhookMetrics {
       help: 'Time from request received to response sent for /mutate, in seconds.',
       labelNames: ['code', 'decision'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    certificatesRefused: new Counter({
+      name: 'vault_injector_certificates_refused_total',
+      help: 'Serving certificate pairs offered and refused (the last good pair stays in force), by reason.',
+      labelNames: ['reason'],
       registers: [registry],
     }),
   }

@@ -25,6 +25,7 @@ export interface ServerSettings {
   maxConcurrentRequests: number
   csiRestartOnRotation: boolean
   csiRestartMinIntervalSeconds: number
+  drainSeconds: number
 }
 
 export function parseListen(listen: string): { host: string; port: number } | undefined {
@@ -64,7 +65,7 @@ const cipherSuitesType: v.ValueType<string> = {
       return undefined
     }
   },
-  accepts: 'is not a comma list of cipher suites this server supports (Go names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or OpenSSL names such as ECDHE-RSA-AES128-GCM-SHA256)',
+  accepts: 'is not a comma list of ECDHE suites with AEAD ciphers (GCM or ChaCha20-Poly1305) this server supports (Go names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or OpenSSL names such as ECDHE-RSA-AES128-GCM-SHA256); static-RSA and CBC suites are refused',
 }
 
 // The API server refuses objects over 3 MiB, so a smaller limit would refuse real pods.
@@ -79,7 +80,7 @@ export const SERVER_SETTINGS: readonly SettingSpec<keyof ServerSettings>[] = [
   setting('tlsCertFile', existingFileType, '', 'Serving certificate file (reloaded when it changes).', { flag: 'tls-cert-file' }),
   setting('tlsKeyFile', existingFileType, '', 'Serving key file (reloaded when it changes).', { flag: 'tls-key-file' }),
   setting('tlsMinVersion', v.enumType(['tls12', 'tls13']), 'tls12', 'Lowest TLS version served: tls12 or tls13.'),
-  setting('tlsCipherSuites', cipherSuitesType, '', 'Comma list of OpenSSL cipher names for TLS 1.2 (default: Node\'s).'),
+  setting('tlsCipherSuites', cipherSuitesType, '', 'Comma list of TLS 1.2 cipher suites, Go or OpenSSL names; ECDHE with AEAD only (the default is all of those).'),
   setting('telemetryPath', v.textType((raw) => raw.startsWith('/'), 'is not a URL path (e.g. /metrics)'), '/metrics', 'Path of the Prometheus metrics endpoint.'),
   setting('useLeaderElector', v.boolType, 'false', 'Elect one replica (Lease, else the ConfigMap vault-k8s-leader) to manage auto-TLS; without it the certificate stays in memory.'),
   setting('namespace', v.objectNameType, '', 'Namespace the injector runs in (default: the service account\'s namespace file, else "default").', { env: 'NAMESPACE' }),
@@ -89,4 +90,5 @@ export const SERVER_SETTINGS: readonly SettingSpec<keyof ServerSettings>[] = [
   setting('maxConcurrentRequests', v.integerType(1, 2 ** 31 - 1, 'is not a whole number from 1'), '256', 'Reviews processed at once; more are answered 503.', { ours: true }),
   setting('csiRestartOnRotation', v.boolType, 'false', 'Roll Deployments, StatefulSets and DaemonSets annotated vault-injector.dev/restart-on-secret-change when their CSI-mounted secrets change (needs the Secrets Store CSI Driver).', { ours: true }),
   setting('csiRestartMinIntervalSeconds', v.integerType(0, 2 ** 31 - 1, 'is not a whole number of seconds'), '300', 'Least time between two such restarts of one workload, in seconds.', { ours: true }),
+  setting('drainSeconds', v.integerType(0, 60, 'is not a whole number of seconds from 0 to 60'), '5', 'After SIGTERM: seconds of answering with readiness failed before the listener closes.', { ours: true }),
 ]

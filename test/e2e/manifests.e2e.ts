@@ -26,6 +26,7 @@ const PATHS: Record<string, [string, string, boolean]> = {
   RoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'rolebindings', true],
   Deployment: ['/apis/apps/v1', 'deployments', true],
   PodDisruptionBudget: ['/apis/policy/v1', 'poddisruptionbudgets', true],
+  NetworkPolicy: ['/apis/networking.k8s.io/v1', 'networkpolicies', true],
   MutatingWebhookConfiguration: ['/apis/admissionregistration.k8s.io/v1', 'mutatingwebhookconfigurations', false],
 }
 

@@ -125,7 +125,7 @@ t.test('invalid annotations deny with the annotation, the value and what is acce
     ['agent-cache-listener-port', '70000', 'vault.hashicorp.com/agent-cache-listener-port: "70000" is not a port number (1-65535)'],
     ['auth-min-backoff', '5 seconds', 'vault.hashicorp.com/auth-min-backoff: "5 seconds" is not a duration (e.g. 1s, 500ms, 2m)'],
     ['service', 'vault:8200', 'vault.hashicorp.com/service: "vault:8200" is not an http or https URL (e.g. https://vault.example.com:8200)'],
-    ['agent-json-patch', '{"op":"add"}', 'vault.hashicorp.com/agent-json-patch: "{\\"op\\":\\"add\\"}" is not a JSON Patch (a JSON array of RFC 6902 operations)'],
+    ['agent-json-patch', '{"op":"add"}', 'vault.hashicorp.com/agent-json-patch: "{\\"op\\":\\"add\\"}" is not a JSON Patch (a JSON array of at most 100 RFC 6902 operations, nested at most 32 levels)'],
     ['agent-inject-perms-db', '999', 'vault.hashicorp.com/agent-inject-perms-db: "999" is not an octal file mode (e.g. 0400, 0644)'],
     ['log-level', 'loud', 'vault.hashicorp.com/log-level: "loud" is not accepted (trace, debug, notice, info, warn, warning, err, error; any case)'],
     ['template-lease-renewal-threshold', '2', 'vault.hashicorp.com/template-lease-renewal-threshold: "2" is not a fraction between 0 and 1 (e.g. 0.9)'],

@@ -8,6 +8,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import picomatch from 'picomatch'
 import { parseAllDocuments } from 'yaml'
 import { webhookOptionsFrom } from '../../src/cli/register.ts'
+import { SHUTDOWN_LIMIT_MS } from '../../src/cli/serve.ts'
+import { defaultSettings } from '../../src/settings.ts'
 import { defaultHosts } from '../../src/kube/auto-tls.ts'
 import { LEASE_NAME, SECRET_NAME } from '../../src/kube/names.ts'
 import { buildWebhookConfiguration, DEFAULT_WEBHOOK_OPTIONS, MATCH_CONDITION_EXPRESSION } from '../../src/kube/webhook-config.ts'
@@ -118,6 +120,27 @@ t.test('the Deployment: 2 replicas, probes, non-root, read-only, no capabilities
   t.equal(container.readinessProbe.httpGet.path, '/health/ready')
   t.equal(container.startupProbe.httpGet.path, '/health/ready')
   t.ok(pod.terminationGracePeriodSeconds >= 30, 'time to finish reviews in flight')
+})
+
+t.test('shutdown: a preStop pause, then the drain, all inside the grace period', async (t) => {
+  const pod = find(all(), 'Deployment').spec.template.spec
+  const preStopS = pod.containers[0].lifecycle.preStop.sleep.seconds
+  t.ok(preStopS >= 3, `the preStop pause (${preStopS} s) lets endpoints drop the pod before SIGTERM`)
+  t.ok(preStopS * 1000 + SHUTDOWN_LIMIT_MS < pod.terminationGracePeriodSeconds * 1000, `preStop + the server's own exit limit (${SHUTDOWN_LIMIT_MS} ms) < terminationGracePeriodSeconds`)
+  t.ok(defaultSettings().drainSeconds * 1000 < SHUTDOWN_LIMIT_MS, 'the drain window is inside the exit limit')
+})
+
+t.test('NetworkPolicy: the webhook port in; the API server and DNS out, nothing else', async (t) => {
+  const objects = all()
+  const policy = find(objects, 'NetworkPolicy')
+  const labels = find(objects, 'Deployment').spec.template.metadata.labels
+  t.ok(Object.entries(policy.spec.podSelector.matchLabels).every(([k, v]) => labels[k] === v), 'selects the injector pods')
+  t.same(policy.spec.policyTypes, ['Ingress', 'Egress'])
+  t.same(policy.spec.ingress, [{ ports: [{ port: 'https', protocol: 'TCP' }] }], 'only the named webhook port')
+  const egressPorts = policy.spec.egress.flatMap((rule: Obj) => rule.ports.map((p: Obj) => `${p.protocol}/${p.port}`))
+  t.same(egressPorts.sort(), ['TCP/443', 'TCP/53', 'TCP/6443', 'UDP/53'])
+  const dns = policy.spec.egress.find((rule: Obj) => rule.ports.some((p: Obj) => p.port === 53))
+  t.same(dns.to, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }], 'DNS only to kube-system')
 })
 
 t.test('RBAC grants only what the code calls, by name wherever RBAC allows', async (t) => {

@@ -140,11 +140,22 @@ t.test("Kubernetes' ..data symlink swap is noticed", async (t) => {
   t.equal(serial(s.current()), serial(second))
 })
 
-t.test('an expired certificate is loaded but called out', async (t) => {
+t.test('an expired or not yet valid certificate is refused, even as the first one; ready waits for a valid pair', async (t) => {
   const dir = tempDir(t)
   writePair(dir, generateServingCert({ ca, hosts: ['localhost'], validityMs: -30_000 }))
   const log = recorder()
   const s = source(t, dir, log)
-  await s.ready()
-  t.ok(log.lines.some((l) => l.level === 'warn' && /has expired/.test(l.msg)))
+  const refused: string[] = []
+  s.onRejected((reason) => refused.push(reason))
+  let ready = false
+  void s.ready().then(() => (ready = true))
+  await until(() => log.lines.some((l) => l.level === 'warn' && /expired at/.test(JSON.stringify(l.obj))), 'the warning')
+  t.equal(ready, false, 'an expired pair is never served')
+  t.equal(s.current(), undefined)
+  writePair(dir, generateServingCert({ ca, hosts: ['localhost'], validityMs: HOUR, issuedAt: Date.now() + HOUR }))
+  await until(() => refused.includes('not_yet_valid'), 'the not-yet-valid refusal')
+  t.equal(ready, false)
+  writePair(dir, first)
+  await until(() => ready, 'ready')
+  t.equal(serial(s.current()), serial({ certPem: first.certPem, keyPem: first.keyPem }))
 })

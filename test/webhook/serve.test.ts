@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import https from 'node:https'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateCA, generateServingCert } from '../../src/tls/ca.ts'
@@ -85,7 +86,7 @@ t.test('with nothing configured: a local CA, a clear note, answers, and a clean 
 
   s.child.kill('SIGTERM')
   t.equal(await s.exited, 0, 'SIGTERM: exit 0')
-  t.ok(s.logs.some((l) => l.msg === 'shutting down: finishing reviews in flight' && l.signal === 'SIGTERM'))
+  t.ok(s.logs.some((l) => l.msg.startsWith('shutting down: readiness fails now') && l.signal === 'SIGTERM'))
 })
 
 t.test('certificate files and a Vault address from the environment', async (t) => {
@@ -191,4 +192,74 @@ t.test('auto-TLS with the API server unreachable: serve waits for its certificat
   child.kill('SIGTERM')
   const { code, signal } = await exited
   t.ok(code === 0 || signal === 'SIGTERM', `SIGTERM stops it (code ${code}, signal ${signal})`)
+})
+
+t.test('SIGHUP reloads the certificate files and the policy; it never stops the server', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vault-injector-serve-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const ca = generateCA({ commonName: 'serve test CA', validityMs: 3_600_000 })
+  const write = (name: string): string => {
+    const leaf = generateServingCert({ ca, hosts: ['127.0.0.1'], validityMs: 3_600_000 })
+    writeFileSync(join(dir, 'tls.key'), leaf.keyPem)
+    writeFileSync(join(dir, 'tls.crt'), leaf.certPem)
+    return new X509Certificate(leaf.certPem).serialNumber + name.slice(0, 0)
+  }
+  const first = write('first')
+  const policy = join(dir, 'policy.yaml')
+  writeFileSync(policy, 'apiVersion: vault-injector.dev/v1alpha1\nkind: InjectorPolicy\nmetadata: {name: one}\nspec: {rules: []}\n')
+  const s = await serve([], {
+    AGENT_INJECT_TLS_CERT_FILE: join(dir, 'tls.crt'),
+    AGENT_INJECT_TLS_KEY_FILE: join(dir, 'tls.key'),
+    AGENT_INJECT_LISTEN: '127.0.0.1:0',
+    AGENT_INJECT_POLICY_FILE: policy,
+  })
+  t.teardown(() => s.child.kill('SIGKILL'))
+  t.equal((await httpsRequest(`${s.url}/health/ready`, ca.certPem)).serial, first)
+  s.child.kill('SIGHUP')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(s.child.exitCode, null, 'still running after SIGHUP')
+  t.ok(s.logs.some((l) => l.msg === 'reloading the certificate and the policy'))
+  t.ok(s.logs.some((l) => l.msg === 'policy reloaded'), 'the policy was read again')
+  const second = write('second')
+  s.child.kill('SIGHUP')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const fresh = new https.Agent({ keepAlive: false })
+  t.equal((await httpsRequest(`${s.url}/health/ready`, ca.certPem, { agent: fresh })).serial, second, 'the new certificate is served')
+  t.equal((await httpsRequest(`${s.url}/mutate`, ca.certPem, { body: example })).status, 200)
+  s.child.kill('SIGTERM')
+  t.equal(await s.exited, 0)
+})
+
+t.test('SIGTERM drains: readiness fails at once, reviews are still answered for the drain window, then exit 0', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vault-injector-serve-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const s = await serve(['--certs-dir', dir, '--listen', '127.0.0.1:0'], { AGENT_INJECT_DRAIN_SECONDS: '2' })
+  t.teardown(() => s.child.kill('SIGKILL'))
+  const ca = readFileSync(join(dir, 'ca.crt'), 'utf8')
+  s.child.kill('SIGTERM')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal((await httpsRequest(`${s.url}/health/ready`, ca)).status, 503, 'not ready')
+  const during = await httpsRequest(`${s.url}/mutate`, ca, { body: example })
+  t.equal(during.status, 200, 'a review during the drain is answered')
+  t.equal(during.headers.connection, 'close', 'with Connection: close')
+  t.equal(await s.exited, 0)
+})
+
+t.test('SIGTERM works while serve still waits for its first certificate', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vault-injector-serve-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // Files that never become a certificate: serve waits for them.
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    env: cleanEnv({ AGENT_INJECT_TLS_CERT_FILE: join(dir, 'tls.crt'), AGENT_INJECT_TLS_KEY_FILE: join(dir, 'tls.key'), AGENT_INJECT_LISTEN: '127.0.0.1:0' }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  for (let i = 0; i < 100 && !output.includes('serving certificate not loadable yet'); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  child.kill('SIGHUP')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal(child.exitCode, null, 'SIGHUP does not stop it')
+  child.kill('SIGTERM')
+  t.same(await exited, { code: 0, signal: null }, 'SIGTERM: a clean exit, by its own handler')
 })
