@@ -65,7 +65,7 @@ const cipherSuitesType: v.ValueType<string> = {
       return undefined
     }
   },
-  accepts: 'is not a comma list of ECDHE suites with AEAD ciphers (GCM or ChaCha20-Poly1305) this server supports (Go names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or OpenSSL names such as ECDHE-RSA-AES128-GCM-SHA256); static-RSA and CBC suites are refused',
+  accepts: 'is not a comma list of cipher suites this server supports: ECDHE key exchange with an AEAD cipher, GCM or ChaCha20-Poly1305 (Go names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or OpenSSL names such as ECDHE-RSA-AES128-GCM-SHA256); static-RSA and CBC suites are refused',
 }
 
 // The API server refuses objects over 3 MiB, so a smaller limit would refuse real pods.

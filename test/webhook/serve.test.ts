@@ -249,6 +249,8 @@ t.test('SIGTERM works while serve still waits for its first certificate', async 
   const dir = mkdtempSync(join(tmpdir(), 'vault-injector-serve-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   // Files that never become a certificate: serve waits for them.
+  writeFileSync(join(dir, 'tls.crt'), 'not yet a certificate')
+  writeFileSync(join(dir, 'tls.key'), 'not yet a key')
   const child = spawn(process.execPath, [CLI, 'serve'], {
     env: cleanEnv({ AGENT_INJECT_TLS_CERT_FILE: join(dir, 'tls.crt'), AGENT_INJECT_TLS_KEY_FILE: join(dir, 'tls.key'), AGENT_INJECT_LISTEN: '127.0.0.1:0' }),
     stdio: ['ignore', 'pipe', 'pipe'],
