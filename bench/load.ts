@@ -115,8 +115,9 @@ function post(port: number, agent: https.Agent, ca: string, body: string): Promi
       res.on('error', (error) => resolve({ kind: 'error', why: `response: ${error.message}` }))
     })
     req.on('socket', (socket) => {
+      // A reused keep-alive socket was accepted long ago.
       if (!socket.connecting) accepted = true
-      socket.once('secureConnect', () => (accepted = true))
+      else socket.once('secureConnect', () => (accepted = true))
     })
     req.on('timeout', () => req.destroy(new Error('no answer within 10 s')))
     req.on('error', (error: NodeJS.ErrnoException) => {
