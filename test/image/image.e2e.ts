@@ -22,10 +22,8 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { ve
 const STOP_LIMIT_MS = 10_000
 const HOUR_MS = 3_600_000
 // Node runs as PID 1 in the container, where a signal without a handler does
-// nothing; the handlers are installed only once the first certificate is
-// there. Issue 14 (hardening) installs them first; until that lands, these
-// checks record the bug without failing the run.
-const BEFORE_FIRST_CERT = { todo: 'issue 14: SIGTERM ignored before the first certificate' }
+// nothing: serve installs its handlers before it waits for the first
+// certificate (issue 14), which the two tests before the first certificate check.
 
 function podman(args: string[]): { status: number; stdout: string; stderr: string } {
   const r = spawnSync('podman', args, { encoding: 'utf8' })
@@ -151,8 +149,12 @@ t.test('serves a review over TLS as uid 10001 on a read-only root; SIGTERM exits
   t.equal(await sigterm(c), 0, `SIGTERM while serving: exit 0 within ${STOP_LIMIT_MS / 1000} s`)
 })
 
-t.test('SIGTERM while waiting for the certificate files: exits within seconds', BEFORE_FIRST_CERT, async (t) => {
+t.test('SIGTERM while waiting for the certificate files: exits within seconds', async (t) => {
   const dir = tempDir(t, 'image-nocert-')
+  // Files that exist (serve refuses missing ones at start, exit 2) but do not
+  // load yet: serve waits for them.
+  writeFileSync(join(dir, 'tls.crt'), 'not yet a certificate', { mode: 0o644 })
+  writeFileSync(join(dir, 'tls.key'), 'not yet a key', { mode: 0o644 })
   const port = await freePort()
   const c = runImage(['serve'], { AGENT_INJECT_LISTEN: `127.0.0.1:${port}`, AGENT_INJECT_TLS_CERT_FILE: '/tls/tls.crt', AGENT_INJECT_TLS_KEY_FILE: '/tls/tls.key' }, [`${dir}:/tls:ro`])
   t.teardown(() => void podman(['kill', '--signal', 'KILL', c.name]))
@@ -162,7 +164,7 @@ t.test('SIGTERM while waiting for the certificate files: exits within seconds', 
   t.equal(outcome, 0, 'exit code 0: nothing was being served')
 })
 
-t.test('SIGTERM while auto-TLS waits on an unreachable API server: exits within seconds', BEFORE_FIRST_CERT, async (t) => {
+t.test('SIGTERM while auto-TLS waits on an unreachable API server: exits within seconds', async (t) => {
   const dir = tempDir(t, 'image-autotls-')
   const closedPort = await freePort()
   // A kubeconfig pointing at a port where nothing listens: auto-TLS keeps
