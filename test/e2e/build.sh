@@ -42,10 +42,12 @@ ldflags_for() { # name version
   esac
 }
 
-build() { # name
-  local name=$1 dir=$HERE/go/$1
+build() { # name [module folder under go/, when several programs share one]
+  local name=$1 dir=$HERE/go/${2:-$1}
   local tool version hash key out buildlog start
-  tool=$(sed -n 's/^tool //p' "$dir/go.mod")
+  # The go.mod's tool; where a folder pins several, the one named like the program.
+  tool=$(awk '/^tool \(/{block=1; next} block && /^\)/{block=0} block{print $1} /^tool [^(]/{print $2}' "$dir/go.mod")
+  [ "$(echo "$tool" | wc -l)" -le 1 ] || tool=$(echo "$tool" | grep -E "(^|/)$name\$" | head -n 1)
   if [ -n "$tool" ]; then
     # The version of the module that holds the main package, as go.mod pins it.
     version=$(cd "$dir" && go list -f '{{.Module.Version}}' "$tool") || { log "$name: cannot resolve $tool"; return 1; }
@@ -102,9 +104,16 @@ build() { # name
 }
 
 # `build.sh <name>...` builds only those (each must build), e.g. the benchmark
-# needs only vault-k8s.
+# needs only vault-k8s. The node's programs for test/kubelet share one go.mod
+# (test/e2e/go/kubelet: the same k8s.io/kubernetes as kube-apiserver, so most
+# packages come from the build cache).
 if [ $# -gt 0 ]; then
-  for name in "$@"; do build "$name"; done
+  for name in "$@"; do
+    case $name in
+      kubelet|kube-controller-manager|kube-scheduler) build "$name" kubelet ;;
+      *) build "$name" ;;
+    esac
+  done
   echo "$BIN"
   exit 0
 fi

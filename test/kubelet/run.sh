@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# npm run test:kubelet: injected pods run on a real node. The e2e control
+# plane (etcd, kube-apiserver) plus kube-controller-manager, kube-scheduler and
+# a kubelet over containerd + runc + the CNI bridge, vault-injector as the
+# webhook and a real Vault with Kubernetes auth (README, "Real node").
+#
+# It needs root (containerd, mounts, a bridge), Go, and Debian's containerd,
+# runc, mmdebstrap and CNI plugins (installed here with apt-get when missing).
+# When the machine cannot run it, it says SKIPPED and why, and ends with a
+# summary line that counts no test: it never passes silently.
+# Ends with `# { total: N, pass: N, fail: N }` like the e2e suite.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+skip() {
+  echo "kubelet e2e: SKIPPED: $*"
+  echo "# { total: 0, pass: 0, fail: 0, skip: 1 }"
+  exit 0
+}
+
+[ "$(id -u)" -eq 0 ] || skip "needs root (containerd, mounts and a network bridge)"
+command -v go >/dev/null 2>&1 || skip "no Go toolchain on PATH (needed to build the kubelet)"
+[ -d /sys/fs/cgroup ] || skip "no cgroup filesystem"
+
+need=()
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "kubelet e2e: installing ${need[*]} with apt-get"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } >/tmp/vault-injector-kubelet-apt.log 2>&1; then
+    tail -n 20 /tmp/vault-injector-kubelet-apt.log
+    skip "could not install ${need[*]} with apt-get (log above)"
+  fi
+fi
+# A bridge is what the pods' network needs; some sandboxes refuse it.
+if ! ip link add vi-probe0 type bridge 2>/dev/null; then skip "cannot create a network bridge here"; fi
+ip link del vi-probe0
+
+start=$SECONDS
+if ! bin=$(bash test/e2e/build.sh | tail -n 1); then
+  echo "kubelet e2e: building the e2e binaries failed (see above)"
+  echo "# { total: 1, pass: 0, fail: 1 }"
+  exit 1
+fi
+if ! bash test/e2e/build.sh kubelet kube-controller-manager kube-scheduler >/dev/null; then
+  echo "kubelet e2e: building the kubelet, kube-controller-manager or kube-scheduler failed (see above)"
+  echo "# { total: 1, pass: 0, fail: 1 }"
+  exit 1
+fi
+[ -x "$bin/vault" ] || { echo "kubelet e2e: no Vault binary (test/e2e/build.sh could not build it)"; echo "# { total: 1, pass: 0, fail: 1 }"; exit 1; }
+echo "kubelet e2e: binaries ready in $bin ($((SECONDS - start)) s)"
+
+# The agent image is the one the injector is configured with by default: ask it.
+agent_image=$(printf '%s\n' 'apiVersion: v1' 'kind: Pod' 'metadata: {name: probe, annotations: {vault.hashicorp.com/agent-inject: "true", vault.hashicorp.com/role: r, vault.hashicorp.com/agent-inject-secret-x: secret/x}}' 'spec: {containers: [{name: app, image: app}]}' \
+  | node_modules/.bin/node src/cli.ts inject -f - 2>/dev/null | sed -n 's/^ *image: *//p' | grep -v '^app$' | head -n 1 | tr -d '"')
+[ -n "$agent_image" ] || { echo "kubelet e2e: could not read the agent image from 'vault-injector inject'"; echo "# { total: 1, pass: 0, fail: 1 }"; exit 1; }
+images=$(mktemp -d)
+trap 'rm -rf "$images"' EXIT
+if ! bash test/kubelet/images.sh "$agent_image" "$bin/vault" "$images"; then
+  echo "kubelet e2e: building the images failed (see above)"
+  echo "# { total: 1, pass: 0, fail: 1 }"
+  exit 1
+fi
+echo "kubelet e2e: images ready ($((SECONDS - start)) s)"
+
+export VAULT_INJECTOR_E2E_BIN=$bin VAULT_INJECTOR_KUBELET_IMAGES=$images VAULT_INJECTOR_AGENT_IMAGE=$agent_image
+log=$(mktemp)
+npx tap --timeout 900 --jobs 1 --disable-coverage test/kubelet/*.kubelet.ts 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -n 1)
+total=$(echo "$summary" | grep -Eo 'total: [0-9]+' | grep -Eo '[0-9]+' || true)
+pass=$(echo "$summary" | grep -Eo 'pass: [0-9]+' | grep -Eo '[0-9]+' || true)
+fail=$(echo "$summary" | grep -Eo 'fail: [0-9]+' | grep -Eo '[0-9]+' || true)
+total=${total:-0}; pass=${pass:-0}; fail=${fail:-0}
+if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; total=$((total + 1)); fi
+rm -f "$log"
+echo "kubelet e2e: done in $((SECONDS - start)) s"
+echo "# { total: $total, pass: $pass, fail: $fail }"
+exit "$status"
