@@ -157,7 +157,7 @@ export async function startNode(cp: ControlPlane, images: string[]): Promise<Nod
         return false
       }
     })
-    for (const image of images) run('ctr', ['--address', socket, '-n', 'k8s.io', 'images', 'import', '--no-unpack=false', image])
+    for (const image of images) run('ctr', ['--address', socket, '-n', 'k8s.io', 'images', 'import', image])
 
     const kcm = start(join(BIN, 'kube-controller-manager'), [
       `--kubeconfig=${cp.kubeconfigPath}`,
