@@ -93,7 +93,9 @@ async function kubeletConfig(dir: string, socket: string): Promise<string> {
   return stringify({
     apiVersion: 'kubelet.config.k8s.io/v1beta1',
     kind: 'KubeletConfiguration',
-    address: '127.0.0.1',
+    // The node's address is the bridge's host side: the kubelet refuses a loopback
+    // node IP (pods would get no status.hostIP), and the API server reaches it there.
+    address: BRIDGE_GATEWAY,
     port: await freePort(),
     readOnlyPort: 0,
     healthzBindAddress: '127.0.0.1',
@@ -177,7 +179,7 @@ export async function startNode(cp: ControlPlane, images: string[]): Promise<Nod
       `--root-dir=${join(dir, 'kubelet')}`,
       `--cert-dir=${join(dir, 'certs')}`,
       `--hostname-override=${NODE_NAME}`,
-      '--node-ip=127.0.0.1',
+      `--node-ip=${BRIDGE_GATEWAY}`,
       '--oom-score-adj=0',
       '--v=1',
     ])

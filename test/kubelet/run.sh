@@ -68,6 +68,8 @@ fi
 echo "kubelet e2e: images ready ($((SECONDS - start)) s)"
 
 export VAULT_INJECTOR_E2E_BIN=$bin VAULT_INJECTOR_KUBELET_IMAGES=$images VAULT_INJECTOR_AGENT_IMAGE=$agent_image
+# tap runs TypeScript with the plugin set of package.json once its runner is built for it.
+npx tap build >/dev/null
 log=$(mktemp)
 npx tap --timeout 900 --jobs 1 --disable-coverage test/kubelet/*.kubelet.ts 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
