@@ -187,6 +187,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
     '--authorization-mode=RBAC',
     '--enable-admission-plugins=MutatingAdmissionWebhook,ServiceAccount',
     '--allow-privileged=true',
+    // Logs and exec reach a kubelet at its node address (test/kubelet): there is no DNS for node names.
+    '--kubelet-preferred-address-types=InternalIP',
     '--disable-http2-serving',
     services.apiserverFlag,
     '--v=0',
