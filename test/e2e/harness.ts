@@ -219,6 +219,50 @@ export async function startControlPlane(): Promise<ControlPlane> {
   return { dir, ca, apiUrl, kubeconfigPath, kubeConfig, services, stop }
 }
 
+// Where each kind our manifests and chart hold is created: [API prefix, plural, namespaced].
+export const API_PATHS: Record<string, [string, string, boolean]> = {
+  Namespace: ['/api/v1', 'namespaces', false],
+  ServiceAccount: ['/api/v1', 'serviceaccounts', true],
+  Service: ['/api/v1', 'services', true],
+  ConfigMap: ['/api/v1', 'configmaps', true],
+  ClusterRole: ['/apis/rbac.authorization.k8s.io/v1', 'clusterroles', false],
+  ClusterRoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'clusterrolebindings', false],
+  Role: ['/apis/rbac.authorization.k8s.io/v1', 'roles', true],
+  RoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'rolebindings', true],
+  Deployment: ['/apis/apps/v1', 'deployments', true],
+  DaemonSet: ['/apis/apps/v1', 'daemonsets', true],
+  PodDisruptionBudget: ['/apis/policy/v1', 'poddisruptionbudgets', true],
+  NetworkPolicy: ['/apis/networking.k8s.io/v1', 'networkpolicies', true],
+  MutatingWebhookConfiguration: ['/apis/admissionregistration.k8s.io/v1', 'mutatingwebhookconfigurations', false],
+}
+
+export interface DryRunAnswer {
+  status: number
+  text: string
+  warnings: string[]
+}
+
+// Creates the object with server-side dry run and strict field validation, as
+// the admin: a misspelt field, a value the API refuses or a deprecated field
+// shows in the answer's status or Warning headers, and nothing is stored.
+export async function dryRunCreate(cp: Pick<ControlPlane, 'apiUrl' | 'kubeConfig'>, object: KubernetesObject): Promise<DryRunAnswer> {
+  const where = API_PATHS[object.kind ?? '']
+  if (!where) throw new Error(`dryRunCreate: no API path known for kind ${object.kind} (add it to API_PATHS)`)
+  const [prefix, plural, namespaced] = where
+  const path = `${prefix}${namespaced ? `/namespaces/${object.metadata?.namespace ?? 'default'}` : ''}/${plural}?dryRun=All&fieldValidation=Strict`
+  const options: https.RequestOptions = { method: 'POST', headers: { 'content-type': 'application/json' } }
+  await cp.kubeConfig.applyToHTTPSOptions(options)
+  return new Promise((resolve, reject) => {
+    const req = https.request(`${cp.apiUrl}${path}`, options, (res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, warnings: res.headers.warning === undefined ? [] : [res.headers.warning].flat() }))
+    })
+    req.on('error', reject)
+    req.end(JSON.stringify(object))
+  })
+}
+
 export interface Injector {
   url: string
   ca: CertificateAuthority

@@ -13,11 +13,10 @@ import t from 'tap'
 import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api, type KubernetesObject } from '@kubernetes/client-node'
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
-import https from 'node:https'
 import { join } from 'node:path'
 import { parseAllDocuments, parse } from 'yaml'
 import { parsePolicy } from '../../src/policy/load.ts'
-import { BIN, ROOT, startControlPlane, waitFor, type ControlPlane } from './harness.ts'
+import { BIN, dryRunCreate, ROOT, startControlPlane, waitFor, type ControlPlane } from './harness.ts'
 import { writeKubeconformSchemas } from './openapi-schemas.ts'
 import { canRunPods, createUntilInjected, runDeployment, type Pod } from './workloads.ts'
 
@@ -50,37 +49,6 @@ const render = (values: string): string => {
 }
 const objectsOf = (text: string): Obj[] => parseAllDocuments(text).map((d) => d.toJS() as Obj).filter((o) => o?.kind)
 const label = (values: string): string => (values ? values.slice(CHART.length + 1) : 'default values')
-
-const PATHS: Record<string, [string, string, boolean]> = {
-  ServiceAccount: ['/api/v1', 'serviceaccounts', true],
-  Service: ['/api/v1', 'services', true],
-  ConfigMap: ['/api/v1', 'configmaps', true],
-  ClusterRole: ['/apis/rbac.authorization.k8s.io/v1', 'clusterroles', false],
-  ClusterRoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'clusterrolebindings', false],
-  Role: ['/apis/rbac.authorization.k8s.io/v1', 'roles', true],
-  RoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'rolebindings', true],
-  Deployment: ['/apis/apps/v1', 'deployments', true],
-  PodDisruptionBudget: ['/apis/policy/v1', 'poddisruptionbudgets', true],
-  NetworkPolicy: ['/apis/networking.k8s.io/v1', 'networkpolicies', true],
-  MutatingWebhookConfiguration: ['/apis/admissionregistration.k8s.io/v1', 'mutatingwebhookconfigurations', false],
-}
-
-// Server-side dry run with strict field validation: the status, body and warnings.
-async function dryRun(object: Obj): Promise<{ status: number; text: string; warnings: string[] }> {
-  const [prefix, plural, namespaced] = PATHS[object.kind]!
-  const options: https.RequestOptions = { method: 'POST', headers: { 'content-type': 'application/json' } }
-  await cp.kubeConfig.applyToHTTPSOptions(options)
-  const path = `${prefix}${namespaced ? `/namespaces/${object.metadata.namespace}` : ''}/${plural}?dryRun=All&fieldValidation=Strict`
-  return new Promise((resolve, reject) => {
-    const req = https.request(`${cp.apiUrl}${path}`, options, (res) => {
-      let text = ''
-      res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, warnings: res.headers.warning === undefined ? [] : [res.headers.warning].flat() }))
-    })
-    req.on('error', reject)
-    req.end(JSON.stringify(object))
-  })
-}
 
 t.before(async () => {
   if (skip) return
@@ -117,7 +85,7 @@ t.test('every rendering is valid for this Kubernetes: kubeconform -strict (schem
     t.equal(checked.status, 0, `${label(values)}: kubeconform ${checked.status === 0 ? checked.stdout.trim() : checked.stdout + checked.stderr}`)
     for (const object of objectsOf(text)) {
       if (NO_SCHEMA.includes(object.kind)) continue
-      const answer = await dryRun(object)
+      const answer = await dryRunCreate(cp, object as KubernetesObject)
       t.ok(answer.status === 201 && answer.warnings.length === 0, `${label(values)}: ${object.kind} ${object.metadata.name} ${answer.status === 201 ? 'accepted' : answer.text}${answer.warnings.join('; ')}`)
     }
   }
@@ -126,7 +94,7 @@ t.test('every rendering is valid for this Kubernetes: kubeconform -strict (schem
   const broken = renders[0]!.text.replace('  replicas: 2\n', '  replicas: 2\n  replicaz: 2\n')
   t.not(kubeconform(broken).status, 0, 'kubeconform refuses an unknown field')
   const deployment = objectsOf(broken).find((o) => o.kind === 'Deployment')!
-  t.equal((await dryRun(deployment)).status, 400, 'the API server refuses it too')
+  t.equal((await dryRunCreate(cp, deployment as KubernetesObject)).status, 400, 'the API server refuses it too')
 
   // The policy values render into a file the injector loads.
   const policy = objectsOf(renders.find((r) => r.values.endsWith('everything-values.yaml'))!.text).find((o) => o.kind === 'ConfigMap')!
