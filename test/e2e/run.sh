@@ -21,23 +21,17 @@ echo "e2e: binaries ready in $bin ($((SECONDS - start)) s)"
 export VAULT_INJECTOR_E2E_BIN=$bin
 
 # tap's include pattern (package.json) is the unit suite's: these files are
-# named explicitly. One at a time: each starts its own control plane.
+# named explicitly (all, or those given: `bash test/e2e/run.sh test/e2e/x.e2e.ts`).
+# One at a time: each starts its own control plane.
+files=("$@")
+[ $# -gt 0 ] || files=(test/e2e/*.e2e.ts)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-npx tap --timeout 900 --jobs 1 --disable-coverage test/e2e/*.e2e.ts 2>&1 | tee "$log"
+npx tap --timeout 900 --jobs 1 --disable-coverage "${files[@]}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
-# tap leaves out "fail: 0"; repeat its summary with every count so the last
-# line always has the same shape.
-summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -n 1)
-total=$(echo "$summary" | grep -Eo 'total: [0-9]+' | grep -Eo '[0-9]+' || true)
-pass=$(echo "$summary" | grep -Eo 'pass: [0-9]+' | grep -Eo '[0-9]+' || true)
-fail=$(echo "$summary" | grep -Eo 'fail: [0-9]+' | grep -Eo '[0-9]+' || true)
-total=${total:-0}; pass=${pass:-0}; fail=${fail:-0}
-if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then
-  # tap itself failed (a crash before any summary): count it.
-  fail=1; total=$((total + 1))
-fi
-extra=$(echo "$summary" | grep -Eo '(todo|skip): [0-9]+' | sed 's/^/, /' | tr -d '\n' || true)
-echo "# { total: $total, pass: $pass, fail: $fail$extra }"
+# The summary again with every count (test/lib/summary.sh): the last line
+# always has the same shape.
+source test/lib/summary.sh
+tap_summary "$log" "$status"
 exit "$status"

@@ -11,6 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
+source test/lib/summary.sh
 CACHE=${VAULT_INJECTOR_IMAGE_CACHE:-$HOME/.cache/vault-injector-image}
 export VAULT_INJECTOR_IMAGE_CACHE=$CACHE
 IMAGE=${VAULT_INJECTOR_IMAGE:-localhost/vault-injector:test}
@@ -72,8 +73,8 @@ size_bytes=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 compressed_bytes=$(podman save --quiet --format oci-archive "$IMAGE" | gzip -1 | wc -c)
 echo "image: built $IMAGE in $((SECONDS - start)) s: $((size_bytes / 1000000)) MB unpacked, about $((compressed_bytes / 1000000)) MB compressed (on the stand-in base)"
 
-# 5. The checks. tap leaves out "fail: 0"; the summary is repeated with every
-# count so the last line always has the same shape (as test/e2e/run.sh).
+# 5. The checks. The summary is repeated with every count so the last line
+# always has the same shape (test/lib/summary.sh, as test/e2e/run.sh).
 # tap's runner is rebuilt for the project's plugin set (no TypeScript plugin:
 # Node strips the types), as `npm test` does.
 npx tap build >/dev/null
@@ -81,11 +82,5 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 VAULT_INJECTOR_IMAGE=$IMAGE npx tap --timeout 300 --jobs 1 --disable-coverage test/image/image.e2e.ts 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -n 1)
-total=$(echo "$summary" | grep -Eo 'total: [0-9]+' | grep -Eo '[0-9]+' || true)
-pass=$(echo "$summary" | grep -Eo 'pass: [0-9]+' | grep -Eo '[0-9]+' || true)
-fail=$(echo "$summary" | grep -Eo 'fail: [0-9]+' | grep -Eo '[0-9]+' || true)
-total=${total:-0}; pass=${pass:-0}; fail=${fail:-0}
-if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; total=$((total + 1)); fi
-echo "# { total: $total, pass: $pass, fail: $fail }"
+tap_summary "$log" "$status"
 exit "$status"
