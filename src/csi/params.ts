@@ -2,6 +2,7 @@
 // reads them (internal/config/config.go), so a SecretProviderClass written for
 // it works unchanged: the same parameter names, defaults and checks.
 import { isMap, isScalar, isSeq, parseDocument, type Node } from 'yaml'
+import type { VaultTls } from './vault.ts'
 
 export class ParamsError extends Error {}
 
@@ -14,15 +15,6 @@ export interface CsiObject {
   // 0 when not set: the request's permission applies.
   filePermission: number
   encoding: string
-}
-
-export interface TlsParams {
-  caCertPath: string
-  caDirectory: string
-  serverName: string
-  clientCertPath: string
-  clientKeyPath: string
-  skipVerify: boolean
 }
 
 export interface PodInfo {
@@ -40,7 +32,8 @@ export interface CsiParams {
   // '' when the class names none: the provider's --vault-mount applies.
   authMountPath: string
   audience: string
-  tls: TlsParams
+  // The class's own TLS settings (the provider's fill the gaps: plan.ts).
+  tls: VaultTls
   objects: CsiObject[]
   pod: PodInfo
   // The pod's token for the audience, from csi.storage.k8s.io/serviceAccount.tokens; '' if the driver sent none.
