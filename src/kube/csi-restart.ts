@@ -206,24 +206,66 @@ export class RestartController {
 
 const GROUP = 'secrets-store.csi.x-k8s.io'
 
+// Said once the restarter acts on every rotation from then on: it leads and its
+// list of SecretProviderClassPodStatus objects is in (the watch goes on from
+// that list's resourceVersion, so no later change is missed). Tests wait for it.
+export const RESTARTER_READY = 'csi restart: leading, and watching SecretProviderClassPodStatus objects: rotations from now on roll opted-in workloads'
+
+// A failed list or watch is retried soon, then less often: a new CRD's storage
+// answers 429 for a moment after it is Established, and a missing CRD (no driver
+// installed) should not be asked for every second.
+export const RETRY_FIRST_MS = 500
+export const RETRY_MAX_MS = 30_000
+
 // The watch on SecretProviderClassPodStatus objects, and the Lease that picks
 // the one replica that acts. Every replica watches (so a new leader knows the
 // versions already mounted); only the leader rolls workloads.
-export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minIntervalMs: number; namespace: string; podName: string; useLeaderElector: boolean }): { controller: RestartController; stop(): Promise<void> } {
+export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minIntervalMs: number; namespace: string; podName: string; useLeaderElector: boolean }): { controller: RestartController; ready(): boolean; stop(): Promise<void> } {
   const { logger } = options
   const controller = new RestartController({ api: restartApi(kc), logger, minIntervalMs: options.minIntervalMs })
   const custom = kc.makeApiClient(CustomObjectsApi)
-  const informer = makeInformer<PodStatusObject>(kc, `/apis/${GROUP}/v1/secretproviderclasspodstatuses`, () => custom.listClusterCustomObject({ group: GROUP, version: 'v1', plural: 'secretproviderclasspodstatuses' }) as never)
-  informer.on('add', (o) => controller.observe(o))
-  informer.on('update', (o) => controller.observe(o))
+  // The list is in; until then a version seen is no baseline for a rotation.
+  let listed = false
+  let announced = false
+  const announce = (): void => {
+    if (!listed || !controller.leading) {
+      announced = false
+      return
+    }
+    if (announced) return
+    announced = true
+    logger.info({}, RESTARTER_READY)
+  }
+  let failures = 0
+  const list = async (): Promise<never> => {
+    const result = (await custom.listClusterCustomObject({ group: GROUP, version: 'v1', plural: 'secretproviderclasspodstatuses' })) as { items?: unknown[] }
+    failures = 0
+    if (!listed) logger.info({ objects: result.items?.length ?? 0 }, 'csi restart: SecretProviderClassPodStatus objects listed; watching them from here')
+    listed = true
+    // After the informer has taken in the listed objects (it does so as soon as this resolves).
+    setImmediate(announce)
+    return result as never
+  }
+  // client-node's informer emits 'connect' before it lists, so 'connect' says
+  // nothing about the list having worked; the list above is the signal.
+  const informer = makeInformer<PodStatusObject>(kc, `/apis/${GROUP}/v1/secretproviderclasspodstatuses`, list)
+  informer.on('add', (o) => {
+    failures = 0
+    controller.observe(o)
+  })
+  informer.on('update', (o) => {
+    failures = 0
+    controller.observe(o)
+  })
   informer.on('delete', (o) => controller.forget(o))
-  informer.on('connect', () => logger.info({}, 'csi restart: watching SecretProviderClassPodStatus objects'))
   let stopped = false
   let retry: NodeJS.Timeout | undefined
   informer.on('error', (error: unknown) => {
     if (stopped) return
-    logger.warn({ err: apiErrorText(error) }, 'csi restart: SecretProviderClassPodStatus watch failed (is the Secrets Store CSI Driver installed?); retrying in 10 s')
-    retry = setTimeout(() => void informer.start().catch(() => {}), 10_000).unref()
+    const delayMs = Math.min(RETRY_FIRST_MS * 2 ** failures, RETRY_MAX_MS)
+    failures++
+    logger.warn({ err: apiErrorText(error), retryInMs: delayMs }, 'csi restart: SecretProviderClassPodStatus list or watch failed (is the Secrets Store CSI Driver installed?); retrying')
+    retry = setTimeout(() => void informer.start().catch(() => {}), delayMs).unref()
   })
   void informer.start().catch(() => {})
   let elector: LeaderElector | undefined
@@ -236,6 +278,7 @@ export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minI
       logger,
       onChange: (leading) => {
         controller.leading = leading
+        announce()
       },
     })
     elector.start()
@@ -243,6 +286,7 @@ export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minI
   logger.info({ minIntervalMs: options.minIntervalMs, leaderElection: options.useLeaderElector }, 'csi restart: starting the SecretProviderClassPodStatus watch')
   return {
     controller,
+    ready: () => listed && controller.leading,
     stop: async () => {
       stopped = true
       clearTimeout(retry)
