@@ -10,12 +10,15 @@ import { readFileSync } from 'node:fs'
 import https from 'node:https'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
+import { RESTARTED_AT, RESTARTER_READY } from '../../src/kube/csi-restart.ts'
 import { installInjectorIdentity, ROOT, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector } from './harness.ts'
 
 type Obj = Record<string, any>
 const NS = 'shop'
 const GROUP = 'secrets-store.csi.x-k8s.io'
 const MIN_INTERVAL_S = 4
+// Once the restarter is ready a roll takes a few API calls (well under a second); this bound is for a loaded CI machine.
+const ROLL_WAIT_MS = 20_000
 
 let cp: ControlPlane
 let injector: Injector
@@ -40,8 +43,11 @@ t.before(async () => {
     NAMESPACE: 'vault-injector',
     POD_NAME: 'vault-injector-0',
   })
-  // The watch may fail while the new CRD's storage starts, and is retried: wait until it runs.
-  await waitFor('the SecretProviderClassPodStatus watch', async () => injector.process.output.join('').includes('csi restart: watching SecretProviderClassPodStatus objects'), 60_000)
+  // The restarter says when it holds its Lease and has listed the status objects
+  // (a new CRD's storage refuses lists for a moment; that is retried): from then
+  // on the watch delivers every write below in order, so no sleep is needed
+  // between a first mount and its rotation.
+  await waitFor('the restarter to lead and watch', async () => injector.process.output.join('').includes(RESTARTER_READY), 30_000)
 })
 t.teardown(async () => {
   await injector?.stop()
@@ -92,11 +98,8 @@ const eventsFor = async (name: string): Promise<Obj[]> => ((await core().listNam
 t.test('an opted-in Deployment is rolled when a mounted object\'s version changes, with an Event naming the object', async (t) => {
   const { pod } = await deploymentWithPod('web', true)
   await writePodStatus(pod, 'vault-db', { 'db-password': 'v1-hmac', 'db-user': 'u1-hmac' })
-  // Let the watch see the first mount: that is no rotation.
-  await new Promise((r) => setTimeout(r, 1500))
-  t.equal(await restartedAt('web'), undefined, 'a first mount rolls nothing')
   await writePodStatus(pod, 'vault-db', { 'db-password': 'v2-hmac', 'db-user': 'u1-hmac' })
-  await waitFor('the Deployment to be rolled', async () => (await restartedAt('web')) !== undefined, 90_000).catch((error: Error) => {
+  await waitFor('the Deployment to be rolled', async () => (await restartedAt('web')) !== undefined, ROLL_WAIT_MS).catch((error: Error) => {
     throw new Error(`${error.message}\n${injector.process.output.join('').slice(-3000)}`)
   })
   t.match(await restartedAt('web'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'kubectl rollout restart\'s annotation, RFC 3339')
@@ -111,9 +114,8 @@ t.test('an opted-in Deployment is rolled when a mounted object\'s version change
 t.test('rate-limited: changes within the interval are gathered into one later restart', async (t) => {
   const { pod } = await deploymentWithPod('api', true)
   await writePodStatus(pod, 'vault-api', { key: 'k1' })
-  await new Promise((r) => setTimeout(r, 1500))
   await writePodStatus(pod, 'vault-api', { key: 'k2' })
-  await waitFor('the first restart', async () => (await restartedAt('api')) !== undefined, 90_000)
+  await waitFor('the first restart', async () => (await restartedAt('api')) !== undefined, ROLL_WAIT_MS)
   const first = await restartedAt('api')
   await writePodStatus(pod, 'vault-api', { key: 'k3' })
   await writePodStatus(pod, 'vault-api', { key: 'k4' })
@@ -128,14 +130,12 @@ t.test('rate-limited: changes within the interval are gathered into one later re
 t.test('a Deployment that does not opt in is not rolled', async (t) => {
   const { pod } = await deploymentWithPod('batch', false)
   await writePodStatus(pod, 'vault-batch', { token: 't1' })
-  await new Promise((r) => setTimeout(r, 1500))
   await writePodStatus(pod, 'vault-batch', { token: 't2' })
   // The opted-in one written after it is rolled: by then this one has been judged.
   const { pod: other } = await deploymentWithPod('marker', true)
   await writePodStatus(other, 'vault-marker', { a: '1' })
-  await new Promise((r) => setTimeout(r, 1500))
   await writePodStatus(other, 'vault-marker', { a: '2' })
-  await waitFor('the marker Deployment to be rolled', async () => (await restartedAt('marker')) !== undefined, 90_000)
+  await waitFor('the marker Deployment to be rolled', async () => (await restartedAt('marker')) !== undefined, ROLL_WAIT_MS)
   t.equal(await restartedAt('batch'), undefined)
   t.same(await eventsFor('batch'), [])
 })
@@ -144,11 +144,48 @@ t.test('a StatefulSet (the pod\'s direct owner) is rolled too', async (t) => {
   const sts = (await apps().createNamespacedStatefulSet({ namespace: NS, body: { metadata: { name: 'db', annotations: { 'vault-injector.dev/restart-on-secret-change': 'true' } }, spec: { serviceName: 'db', selector: { matchLabels: { app: 'db' } }, template: template('db') } } })) as Obj
   const pod = (await core().createNamespacedPod({ namespace: NS, body: { metadata: { name: 'db-0', labels: { app: 'db' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: sts.metadata.uid, controller: true }] }, spec: template('db').spec } })) as Obj
   await writePodStatus(pod, 'vault-db', { 'db-password': 'a' })
-  await new Promise((r) => setTimeout(r, 1500))
   await writePodStatus(pod, 'vault-db', { 'db-password': 'b' })
-  await waitFor('the StatefulSet to be rolled', async () => (await apps().readNamespacedStatefulSet({ namespace: NS, name: 'db' })).spec?.template?.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt'] !== undefined, 90_000)
+  await waitFor('the StatefulSet to be rolled', async () => (await apps().readNamespacedStatefulSet({ namespace: NS, name: 'db' })).spec?.template?.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt'] !== undefined, ROLL_WAIT_MS)
   await waitFor('its Event', async () => (await eventsFor('db')).length === 1)
   t.match((await eventsFor('db'))[0], { involvedObject: { kind: 'StatefulSet', name: 'db' }, message: /vault-db\/db-password changed \(SecretProviderClass\/object, seen in pod db-0\)/ })
+})
+
+t.test('a DaemonSet (the pod\'s direct owner) is rolled as `kubectl rollout restart` does it, rate-limited, each roll with an Event naming the object', async (t) => {
+  const name = 'node-agent'
+  const ds = (await apps().createNamespacedDaemonSet({
+    namespace: NS,
+    body: { metadata: { name, annotations: { 'vault-injector.dev/restart-on-secret-change': 'true' } }, spec: { selector: { matchLabels: { app: name } }, template: { ...template(name), metadata: { labels: { app: name }, annotations: { 'example.com/kept': 'yes' } } } } },
+  })) as Obj
+  // What the DaemonSet controller would create on a node (name <ds>-<5 random>).
+  const pod = (await core().createNamespacedPod({ namespace: NS, body: { metadata: { name: `${name}-7xk2p`, labels: { app: name }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name, uid: ds.metadata.uid, controller: true, blockOwnerDeletion: true }] }, spec: { ...template(name).spec, nodeName: 'node-1' } } })) as Obj
+  const read = async (): Promise<Obj> => (await apps().readNamespacedDaemonSet({ namespace: NS, name })) as Obj
+  await writePodStatus(pod, 'vault-agent', { 'agent-token': 'tok-v1', 'ca-bundle': 'ca-v1' })
+  await writePodStatus(pod, 'vault-agent', { 'agent-token': 'tok-v2', 'ca-bundle': 'ca-v1' })
+  await waitFor('the DaemonSet to be rolled', async () => (await read()).spec.template.metadata.annotations[RESTARTED_AT] !== undefined, ROLL_WAIT_MS)
+  const rolled = await read()
+  const first = rolled.spec.template.metadata.annotations[RESTARTED_AT] as string
+  t.match(first, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'kubectl.kubernetes.io/restartedAt on the pod template, RFC 3339 as kubectl writes it')
+  t.equal(rolled.spec.template.metadata.annotations['example.com/kept'], 'yes', 'the template\'s other annotations stay')
+  t.ok(rolled.metadata.generation > ds.metadata.generation, `a template change: generation ${ds.metadata.generation} → ${rolled.metadata.generation}, so the DaemonSet controller replaces its pods`)
+  t.equal(rolled.metadata.annotations['vault-injector.dev/restart-on-secret-change'], 'true', 'the opt-in stays')
+  t.equal(rolled.metadata.annotations['deprecated.daemonset.template.generation'], String(rolled.metadata.generation), 'the API server counts it as a new template')
+  await waitFor('its Event', async () => (await eventsFor(name)).length === 1)
+  const [event] = await eventsFor(name)
+  t.match(event, { type: 'Normal', reason: 'SecretRotated', involvedObject: { apiVersion: 'apps/v1', kind: 'DaemonSet', name, uid: ds.metadata.uid }, message: /secret object vault-agent\/agent-token changed \(SecretProviderClass\/object, seen in pod node-agent-7xk2p\)/ })
+  t.notMatch(event!.message, /ca-bundle|tok-v|ca-v/, 'names the changed object only, never a version')
+
+  // Within the interval: gathered into one later roll.
+  await writePodStatus(pod, 'vault-agent', { 'agent-token': 'tok-v2', 'ca-bundle': 'ca-v2' })
+  await writePodStatus(pod, 'vault-agent', { 'agent-token': 'tok-v3', 'ca-bundle': 'ca-v2' })
+  await waitFor('the gathered roll after the interval', async () => (await read()).spec.template.metadata.annotations[RESTARTED_AT] !== first, (MIN_INTERVAL_S * 1000) + ROLL_WAIT_MS)
+  const second = (await read()).spec.template.metadata.annotations[RESTARTED_AT] as string
+  const gapMs = Date.parse(second) - Date.parse(first)
+  t.ok(gapMs >= (MIN_INTERVAL_S - 1) * 1000, `the second roll came ${gapMs} ms after the first (interval ${MIN_INTERVAL_S} s; the annotation has whole seconds)`)
+  await waitFor('a second Event', async () => (await eventsFor(name)).length === 2)
+  const messages = (await eventsFor(name)).map((e) => e.message as string).sort()
+  t.match(messages.find((m) => m.includes('ca-bundle')), /secret objects vault-agent\/agent-token, vault-agent\/ca-bundle changed/, 'one Event for both changes')
+  for (const m of messages) t.notMatch(m, /tok-v|ca-v/, 'no version in an Event')
+  t.notMatch(injector.process.output.join(''), /forbidden/i, 'RBAC allowed every call')
 })
 
 // POST with the admin credentials (as manifests.e2e.ts does for the base).
