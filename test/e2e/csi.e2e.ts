@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process'
 import { existsSync, lstatSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseAllDocuments, stringify } from 'yaml'
-import { BIN, freePort, ROOT, serviceAccountToken, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
+import { BIN, ROOT, serviceAccountToken, start, startControlPlane, startVaultDev, waitFor, type ControlPlane, type Process } from './harness.ts'
 
 type Obj = Record<string, any>
 const NS = 'csi'
@@ -87,10 +87,9 @@ t.before(async () => {
     body: { metadata: { name: 'csi-vault-reviewer' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' }, subjects: [{ kind: 'ServiceAccount', name: 'vault-reviewer', namespace: NS }] },
   })
 
-  const port = await freePort()
-  vaultAddr = `http://127.0.0.1:${port}`
-  vault = start(join(BIN, 'vault'), ['server', '-dev', '-dev-root-token-id=root', `-dev-listen-address=127.0.0.1:${port}`], { HOME: cp.dir, VAULT_DISABLE_MLOCK: 'true' })
-  await waitFor('vault dev server', async () => (await fetch(`${vaultAddr}/v1/sys/health`)).status === 200)
+  const dev = await startVaultDev(cp.dir)
+  vault = dev.process
+  vaultAddr = dev.addr
   await vaultApi('POST', 'sys/auth/kubernetes', { type: 'kubernetes' })
   await vaultApi('POST', 'auth/kubernetes/config', { kubernetes_host: cp.apiUrl, kubernetes_ca_cert: cp.ca.certPem, token_reviewer_jwt: await serviceAccountToken(cp, NS, 'vault-reviewer'), disable_local_ca_jwt: true })
   await vaultApi('PUT', 'sys/policies/acl/database', { policy: 'path "secret/data/db-pass" { capabilities = ["read"] }\npath "secret/data/other" { capabilities = ["read"] }' })

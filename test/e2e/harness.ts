@@ -31,6 +31,27 @@ export async function freePort(): Promise<number> {
   })
 }
 
+// A port P with P + 1 free as well, on 127.0.0.1 (both held at once while checked).
+async function freePortPair(): Promise<number> {
+  const listen = (port: number): Promise<net.Server | undefined> =>
+    new Promise((resolve) => {
+      const server = net.createServer()
+      server.once('error', () => resolve(undefined))
+      server.listen(port, '127.0.0.1', () => resolve(server))
+    })
+  const close = (server: net.Server | undefined): Promise<void> => new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()))
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = await listen(0)
+    const address = first?.address()
+    const port = typeof address === 'object' && address ? address.port : 0
+    const second = port > 0 && port < 65535 ? await listen(port + 1) : undefined
+    await close(first)
+    await close(second)
+    if (second) return port
+  }
+  throw new Error('no two free consecutive ports on 127.0.0.1')
+}
+
 // Thrown by a check when waiting longer cannot help (the process died).
 export class Fatal extends Error {}
 
@@ -299,6 +320,33 @@ export async function startInjector(dir: string, env: Record<string, string> = {
     return (await httpsGet(`${url}/health/ready`, ca.certPem)).status === 204
   })
   return { url, ca, certFile, keyFile, process: proc, rotate: write, stop: () => proc.stop() }
+}
+
+// A Vault dev server (root token "root") on loopback. Vault also binds a
+// cluster listener on the API port + 1, which freePort() never checked: with
+// another e2e file running beside this one, that port could be taken (by a
+// listener or an outgoing connection's local port) and Vault exited. Both
+// ports are checked, and a Vault that exits while starting is started again on
+// another pair.
+export async function startVaultDev(dir: string): Promise<{ process: Process; addr: string }> {
+  let lastOutput = ''
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const port = await freePortPair()
+    const addr = `http://127.0.0.1:${port}`
+    const proc = start(join(BIN, 'vault'), ['server', '-dev', '-dev-root-token-id=root', `-dev-listen-address=127.0.0.1:${port}`], { HOME: dir, VAULT_DISABLE_MLOCK: 'true' })
+    try {
+      await waitFor('vault dev server', async () => {
+        if (proc.child.exitCode !== null) throw new Fatal(`vault exited: ${proc.output.join('').slice(-2000)}`)
+        return (await fetch(`${addr}/v1/sys/health`)).status === 200
+      })
+      return { process: proc, addr }
+    } catch (error) {
+      await proc.stop()
+      lastOutput = (error as Error).message
+      if (!(error instanceof Fatal)) throw error
+    }
+  }
+  throw new Error(`Vault did not start in 3 attempts: ${lastOutput}`)
 }
 
 // `vault-injector register` as a user runs it, against the e2e cluster.
