@@ -10,11 +10,12 @@
 // and `helm upgrade --set injector.replicas=1`: no leader election, no Role,
 // the certificate in memory, a pod injected again.
 import t from 'tap'
-import { CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api, type KubernetesObject } from '@kubernetes/client-node'
+import { ApiextensionsV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api, type KubernetesObject } from '@kubernetes/client-node'
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, relative } from 'node:path'
 import { parseAllDocuments, parse } from 'yaml'
+import { RESTARTER_READY } from '../../src/kube/csi-restart.ts'
 import { parsePolicy } from '../../src/policy/load.ts'
 import { BIN, dryRunCreate, ROOT, startControlPlane, waitFor, type ControlPlane } from './harness.ts'
 import { writeKubeconformSchemas } from './openapi-schemas.ts'
@@ -24,6 +25,7 @@ type Obj = Record<string, any>
 const CHART = join(ROOT, 'charts/vault-injector')
 const HELM = join(BIN, 'helm')
 const KUBECONFORM = join(BIN, 'kubeconform')
+const KUSTOMIZE = join(BIN, 'kustomize')
 const NS = 'vault'
 const APP_NS = 'shop'
 // Kinds whose CRDs are not in the e2e API server.
@@ -31,7 +33,7 @@ const NO_SCHEMA = ['Certificate', 'Issuer', 'ServiceMonitor']
 const VALUES = ['', ...readdirSync(join(CHART, 'ci')).filter((f) => f.endsWith('.yaml')).map((f) => join(CHART, 'ci', f))]
 
 // Missing programs fail the run (the chart is checked in CI), said once below.
-const missing = [HELM, KUBECONFORM].filter((p) => !existsSync(p))
+const missing = [HELM, KUBECONFORM, KUSTOMIZE].filter((p) => !existsSync(p))
 const skip = canRunPods() ?? (missing.length > 0 ? `not built: ${missing.join(', ')}` : undefined)
 let cp: ControlPlane
 let pods: Pod[] = []
@@ -42,8 +44,8 @@ function run(command: string, args: string[], input?: string): { status: number 
 }
 
 const helm = (...args: string[]): ReturnType<typeof run> => run(HELM, [...args, '--kubeconfig', cp.kubeconfigPath])
-const render = (values: string): string => {
-  const r = run(HELM, ['template', 'vault-injector', CHART, '--namespace', NS, ...(values ? ['-f', values] : [])])
+const render = (values: string, ...sets: string[]): string => {
+  const r = run(HELM, ['template', 'vault-injector', CHART, '--namespace', NS, ...(values ? ['-f', values] : []), ...sets.flatMap((v) => ['--set', v])])
   if (r.status !== 0) throw new Error(`helm template ${values}: ${r.stderr}`)
   return r.stdout
 }
@@ -62,7 +64,7 @@ t.teardown(async () => {
   await cp?.stop()
 })
 
-t.test('Helm and kubeconform are built (test/e2e/build.sh)', async (t) => {
+t.test('Helm, kubeconform and kustomize are built (test/e2e/build.sh)', async (t) => {
   t.same(missing, [], 'every program the chart tests need is in the e2e bin folder')
 })
 
@@ -132,6 +134,58 @@ t.test('the chart\'s objects: least-privilege RBAC, hardened pods, the webhook a
   t.match(vhEnv, { AGENT_INJECT_VAULT_ADDR: 'https://vault.example.com:8200', AGENT_INJECT_VAULT_AUTH_PATH: 'auth/k8s', AGENT_INJECT_DEFAULT_TEMPLATE: 'json', AGENT_INJECT_TEMPLATE_STATIC_SECRET_RENDER_INTERVAL: '5m', AGENT_INJECT_VAULT_IMAGE: 'hashicorp/vault:1.21.2' })
 })
 
+t.test('csi.enabled renders the kustomize component\'s DaemonSet and restart RBAC; the provider\'s rights follow what it uses', { skip }, async (t) => {
+  // The component in an overlay with the chart's namespace, built by the real kustomize.
+  const overlay = join(cp.dir, 'csi-overlay')
+  mkdirSync(overlay)
+  writeFileSync(join(overlay, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: ${NS}\nresources:\n  - ${relative(overlay, join(ROOT, 'manifests'))}\ncomponents:\n  - ${relative(overlay, join(ROOT, 'manifests/csi-provider'))}\n`)
+  const built = spawnSync(KUSTOMIZE, ['build', overlay], { encoding: 'utf8' })
+  t.equal(built.status, 0, built.stderr || 'kustomize build')
+  const kustomized = objectsOf(built.stdout)
+  const chart = objectsOf(render('', 'csi.enabled=true'))
+  const pick = (objects: Obj[], kind: string, name: string): Obj => objects.find((o) => o.kind === kind && o.metadata.name === name)!
+  const fromKustomize = pick(kustomized, 'DaemonSet', 'vault-injector-csi-provider')
+  const fromChart = pick(chart, 'DaemonSet', 'vault-injector-csi-provider')
+  t.ok(fromKustomize && fromChart, 'both make the DaemonSet vault-injector-csi-provider')
+  t.equal(fromChart.metadata.namespace, fromKustomize.metadata.namespace)
+  t.same(fromChart.spec.template.spec, fromKustomize.spec.template.spec, 'the same pod: image, args, env, probes, resources, security, tolerations, hostPath')
+  t.same(fromChart.spec.updateStrategy, fromKustomize.spec.updateStrategy)
+  // Helm's labels add the release (app.kubernetes.io/instance) to the selector; the name label is the same.
+  t.match(fromChart.spec.selector.matchLabels, fromKustomize.spec.selector.matchLabels, 'the selector has the component\'s labels (and the release)')
+  t.same(pick(chart, 'ServiceAccount', 'vault-injector-csi-provider').automountServiceAccountToken, true)
+
+  const restartRules = (objects: Obj[], kind: string, name: string): Obj[] => pick(objects, kind, name).rules
+  t.same(restartRules(chart, 'ClusterRole', 'vault-injector-csi-restart'), restartRules(kustomized, 'ClusterRole', 'vault-injector-csi-restart'), 'the webhook\'s restart rights, as the component grants them')
+  t.same(restartRules(chart, 'Role', 'vault-injector-csi-restart'), restartRules(kustomized, 'Role', 'vault-injector-csi-restart'), 'and the Lease, with two replicas')
+  t.same(pick(chart, 'ClusterRoleBinding', 'vault-injector-csi-restart').subjects, [{ kind: 'ServiceAccount', name: 'vault-injector', namespace: NS }])
+  const envOf = (objects: Obj[]): Record<string, string> => Object.fromEntries(pick(objects, 'Deployment', 'vault-injector').spec.template.spec.containers[0].env.map((e: Obj) => [e.name, e.value]))
+  t.equal(envOf(chart).AGENT_INJECT_CSI_RESTART_ON_ROTATION, envOf(kustomized).AGENT_INJECT_CSI_RESTART_ON_ROTATION, 'the webhook rolls workloads, as with the component')
+  t.equal(envOf(chart).AGENT_INJECT_USE_LEADER_ELECTOR, 'true', 'one of its replicas, by the Lease')
+  // The component grants namespaces read always ("drop it if you use no policy"); the chart only with a policy.
+  t.notOk(chart.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'vault-injector-csi-provider'), 'no policy, no token requests: the provider gets no API rights')
+
+  t.notOk(objectsOf(render('')).some((o) => o.metadata.name.includes('csi')), 'csi.enabled defaults to false: nothing of it')
+  const noRestart = objectsOf(render('', 'csi.enabled=true', 'csi.restartOnRotation.enabled=false'))
+  t.notOk(noRestart.some((o) => o.metadata.name === 'vault-injector-csi-restart'), 'restartOnRotation off: no restart RBAC')
+  t.equal(envOf(noRestart).AGENT_INJECT_CSI_RESTART_ON_ROTATION, undefined, 'and the webhook does not watch')
+  const oneReplica = objectsOf(render('', 'csi.enabled=true', 'injector.replicas=1'))
+  t.notOk(oneReplica.some((o) => o.kind === 'Role'), 'one replica: no Lease Role for the restarter')
+
+  const full = objectsOf(render(join(CHART, 'ci/csi-values.yaml')))
+  t.same(pick(full, 'ClusterRole', 'vault-injector-csi-provider').rules.map((r: Obj) => r.resources[0]), ['namespaces', 'serviceaccounts/token'], 'a policy: namespaces read; requestTokens: token create')
+  const pod = pick(full, 'DaemonSet', 'vault-injector-csi-provider').spec.template.spec
+  t.same(pod.volumes.find((v: Obj) => v.name === 'policy'), { name: 'policy', configMap: { name: 'vault-injector-policy' } }, 'the webhook\'s policy ConfigMap')
+  t.ok(full.some((o) => o.kind === 'ConfigMap' && o.metadata.name === 'vault-injector-policy'))
+  t.match(pod.containers[0].args, ['csi-provider', '--provider-dir=/var/run/secrets-store-csi-providers', '--health-listen=:8080', '--hmac-key-file=/etc/vault-injector/csi-hmac/key', '--vault-mount=k8s'])
+  t.equal(pod.volumes.find((v: Obj) => v.name === 'providers').hostPath.path, '/var/run/secrets-store-csi-providers', 'the provider folder, configurable')
+  t.equal(pick(full, 'Deployment', 'vault-injector').spec.template.spec.containers[0].env.find((e: Obj) => e.name === 'AGENT_INJECT_CSI_RESTART_MIN_INTERVAL_SECONDS').value, '600')
+  // values.schema.json: a misspelt csi value or a relative provider folder is refused before anything renders.
+  const typo = run(HELM, ['template', 'vault-injector', CHART, '--set', 'csi.enabeld=true'])
+  t.ok(typo.status !== 0 && /additional properties 'enabeld' not allowed/.test(typo.stderr), `csi.enabeld refused: ${typo.stderr.trim()}`)
+  const relativeDir = run(HELM, ['template', 'vault-injector', CHART, '--set', 'csi.daemonSet.providersDir=providers'])
+  t.ok(relativeDir.status !== 0 && /providersDir/.test(relativeDir.stderr), 'a relative providersDir refused')
+})
+
 t.test('helm install into the API server: the Deployment runs, elects a leader through its Lease and injects a pod; helm upgrade to one replica injects without Role or Secret', { skip }, async (t) => {
   const installed = helm('install', 'vault-injector', CHART, '--namespace', NS)
   t.equal(installed.status, 0, installed.status === 0 ? 'helm install' : installed.stderr)
@@ -156,4 +210,23 @@ t.test('helm install into the API server: the Deployment runs, elects a leader t
   t.notMatch(pods[0]!.output(), /"level":50|forbidden/i, 'no RBAC refusal, no error logged')
   const values = parse(helm('get', 'values', 'vault-injector', '--namespace', NS, '-o', 'yaml').stdout) as Obj
   t.same(values, { injector: { replicas: 1 } })
+})
+
+t.test('helm upgrade --set csi.enabled=true: the provider DaemonSet is installed, and the webhook\'s replica, with the chart\'s RBAC, watches the driver\'s status objects and is ready to roll workloads', { skip }, async (t) => {
+  for (const p of pods) await p.stop()
+  // The driver's CRD, as its chart installs it.
+  const crd = parseAllDocuments(readFileSync(join(ROOT, 'test/e2e/fixtures/secretproviderclasspodstatuses.crd.yaml'), 'utf8'))[0]!.toJS() as Obj
+  const ext = cp.kubeConfig.makeApiClient(ApiextensionsV1Api)
+  await ext.createCustomResourceDefinition({ body: crd as never })
+  await waitFor('the CRD to be established', async () => ((await ext.readCustomResourceDefinition({ name: crd.metadata.name })).status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'))
+  const upgraded = helm('upgrade', 'vault-injector', CHART, '--namespace', NS, '--set', 'injector.replicas=1', '--set', 'csi.enabled=true')
+  t.equal(upgraded.status, 0, upgraded.status === 0 ? 'helm upgrade --set csi.enabled=true' : upgraded.stderr)
+  const ds = await cp.kubeConfig.makeApiClient(AppsV1Api).readNamespacedDaemonSet({ namespace: NS, name: 'vault-injector-csi-provider' })
+  t.equal(ds.spec?.template.spec?.serviceAccountName, 'vault-injector-csi-provider', 'the DaemonSet is in the API server')
+  pods = await runDeployment(cp, NS, 'vault-injector', 'vault-injector')
+  await waitFor('the replica ready', async () => pods.every((p) => p.ready()), 60_000)
+  await waitFor('the restarter ready (its list allowed by the chart\'s ClusterRole)', async () => pods[0]!.output().includes(RESTARTER_READY), 30_000).catch((error: Error) => {
+    throw new Error(`${error.message}\n${pods[0]!.output().slice(-3000)}`)
+  })
+  t.notMatch(pods[0]!.output(), /"level":50|forbidden/i, 'no RBAC refusal, no error logged')
 })

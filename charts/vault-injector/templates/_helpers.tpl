@@ -51,3 +51,30 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- toYaml $value -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The CSI provider's objects. */}}
+{{- define "vault-injector.csiName" -}}
+{{- printf "%s-csi-provider" (include "vault-injector.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "vault-injector.csiSelectorLabels" -}}
+app.kubernetes.io/name: vault-injector-csi-provider
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "vault-injector.csiLabels" -}}
+{{ include "vault-injector.csiSelectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* Whether the webhook's Deployment rolls workloads on secret rotation. */}}
+{{- define "vault-injector.csiRestart" -}}
+{{- if and .Values.csi.enabled .Values.csi.restartOnRotation.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* Whether its replicas pick one to do it by a Lease (several replicas, leaderElector.enabled). */}}
+{{- define "vault-injector.csiRestartElector" -}}
+{{- if and (include "vault-injector.csiRestart" .) .Values.injector.leaderElector.enabled (gt (int .Values.injector.replicas) 1) -}}true{{- end -}}
+{{- end -}}
