@@ -7,11 +7,10 @@
 import t from 'tap'
 import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node'
 import { readFileSync } from 'node:fs'
-import https from 'node:https'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
 import { RESTARTED_AT, RESTARTER_READY } from '../../src/kube/csi-restart.ts'
-import { installInjectorIdentity, ROOT, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector } from './harness.ts'
+import { dryRunCreate, installInjectorIdentity, ROOT, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector } from './harness.ts'
 
 type Obj = Record<string, any>
 const NS = 'shop'
@@ -188,39 +187,14 @@ t.test('a DaemonSet (the pod\'s direct owner) is rolled as `kubectl rollout rest
   t.notMatch(injector.process.output.join(''), /forbidden/i, 'RBAC allowed every call')
 })
 
-// POST with the admin credentials (as manifests.e2e.ts does for the base).
-async function post(path: string, body: unknown): Promise<{ status: number; text: string; warnings: string[] }> {
-  const options: https.RequestOptions = { method: 'POST', headers: { 'content-type': 'application/json' } }
-  await cp.kubeConfig.applyToHTTPSOptions(options)
-  return new Promise((resolve, reject) => {
-    const req = https.request(`${cp.apiUrl}${path}`, options, (res) => {
-      let text = ''
-      res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, warnings: res.headers.warning === undefined ? [] : [res.headers.warning].flat() }))
-    })
-    req.on('error', reject)
-    req.end(JSON.stringify(body))
-  })
-}
-
 t.test('every object of manifests/csi-provider passes the API server with dry run and strict field validation', async (t) => {
-  const PATHS: Record<string, [string, string, boolean]> = {
-    ServiceAccount: ['/api/v1', 'serviceaccounts', true],
-    ClusterRole: ['/apis/rbac.authorization.k8s.io/v1', 'clusterroles', false],
-    ClusterRoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'clusterrolebindings', false],
-    Role: ['/apis/rbac.authorization.k8s.io/v1', 'roles', true],
-    RoleBinding: ['/apis/rbac.authorization.k8s.io/v1', 'rolebindings', true],
-    DaemonSet: ['/apis/apps/v1', 'daemonsets', true],
-  }
   const dir = join(ROOT, 'manifests/csi-provider')
   const files = (parseAllDocuments(readFileSync(join(dir, 'kustomization.yaml'), 'utf8'))[0]!.toJS() as { resources: string[] }).resources
   for (const file of files) {
     for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
       const object = doc.toJS() as KubernetesObject
-      const [prefix, plural, namespaced] = PATHS[object.kind!]!
       // The restart RBAC was created above for real: a dry run of a new name checks the same fields.
-      const body = { ...object, metadata: { ...object.metadata, name: `${object.metadata!.name}-dry` } }
-      const answer = await post(`${prefix}${namespaced ? `/namespaces/${object.metadata!.namespace}` : ''}/${plural}?dryRun=All&fieldValidation=Strict`, body)
+      const answer = await dryRunCreate(cp, { ...object, metadata: { ...object.metadata, name: `${object.metadata!.name}-dry` } })
       t.equal(answer.status, 201, `${object.kind} ${object.metadata!.name}: ${answer.status === 201 ? 'accepted' : answer.text}`)
       t.same(answer.warnings, [], `${object.kind} ${object.metadata!.name}: no warnings`)
     }
