@@ -38,7 +38,7 @@ async function run(opts: CsiProviderOptions): Promise<void> {
   const { serveProvider } = await import('../csi/server.ts')
   const policy = opts.policy ? new (await import('../policy/load.ts')).PolicyWatcher(opts.policy, logger) : undefined
 
-  let kube: { requestToken?: (pod: import('../csi/params.ts').PodInfo, audience: string) => Promise<string>; labels?: (ns: string) => Readonly<Record<string, string>> } = {}
+  let kube: { requestToken?: (pod: import('../csi/params.ts').PodInfo, audience: string) => Promise<string>; labels?: (ns: string) => Readonly<Record<string, string>> | undefined } = {}
   if (opts.kubernetes) {
     const { loadKubeConfig } = await import('../kube/client.ts')
     try {

@@ -124,14 +124,15 @@ function printLocalCaNote(localCa: { caFile: string; created: boolean }, address
 }
 
 // Label selectors in the policy need namespace labels: watched when a cluster
-// is configured; without one (local runs) a namespace has only its name label.
+// is configured. Without one (local runs) no namespace's labels are known, and
+// rules that select by label restrict every namespace their names allow.
 async function namespaceLabelsIfCluster(logger: Logger): Promise<NamespaceLabels | undefined> {
   const { loadKubeConfig } = await import('../kube/client.ts')
   let kc
   try {
     kc = loadKubeConfig()
   } catch {
-    logger.info({}, 'no cluster configured: policy label selectors see only kubernetes.io/metadata.name')
+    logger.warn({}, 'no cluster configured: namespace labels cannot be read, so policy rules that select namespaces by label apply to every namespace')
     return undefined
   }
   const { watchNamespaceLabels } = await import('../kube/namespaces.ts')

@@ -65,8 +65,9 @@ export function planAsResult(plan: CsiMountPlan): EngineResult {
   }
 }
 
-export function judgeMount(policy: PolicyEvaluator, plan: CsiMountPlan, namespaceLabels: Readonly<Record<string, string>>): PolicyVerdict {
-  const ns = { namespace: plan.namespace, namespaceLabels: { 'kubernetes.io/metadata.name': plan.namespace, ...namespaceLabels } }
+// namespaceLabels undefined: the namespace is unknown (NamespaceContext.labelsUnknown).
+export function judgeMount(policy: PolicyEvaluator, plan: CsiMountPlan, namespaceLabels: Readonly<Record<string, string>> | undefined): PolicyVerdict {
+  const ns = { namespace: plan.namespace, namespaceLabels: { 'kubernetes.io/metadata.name': plan.namespace, ...(namespaceLabels ?? {}) }, ...(namespaceLabels ? {} : { labelsUnknown: true }) }
   if (!policy.applies(ns)) return { warnings: [], findings: [] }
   return policy.evaluate({ ...ns, final: {}, isJob: false, facts: planFacts(plan), hatches: [] })
 }

@@ -24,7 +24,8 @@ export interface ProviderOptions {
   defaults: ProviderDefaults
   logger: MountLogger
   policy?: (() => PolicyEvaluator | undefined) | undefined
-  namespaceLabels?: ((namespace: string) => Readonly<Record<string, string>>) | undefined
+  // A namespace's labels, undefined while unknown; absent: every namespace's are unknown.
+  namespaceLabels?: ((namespace: string) => Readonly<Record<string, string>> | undefined) | undefined
   // A token for the pod when the driver sent none (no tokenRequests on the CSIDriver).
   requestToken?: ((pod: CsiParams['pod'], audience: string) => Promise<string>) | undefined
   // The versions' HMAC key; random per process when not given.
@@ -165,7 +166,7 @@ export class CsiProvider {
 
     const policy = this.#options.policy?.()
     if (policy) {
-      const labels = this.#options.namespaceLabels?.(plan.namespace) ?? { 'kubernetes.io/metadata.name': plan.namespace }
+      const labels = this.#options.namespaceLabels?.(plan.namespace)
       const verdict = judgeMount(policy, plan, labels)
       audit.policyFindings = verdict.findings
       audit.warnings = verdict.warnings.length

@@ -6,7 +6,8 @@ import type { Logger } from '../log.ts'
 import { apiErrorText } from './client.ts'
 
 export interface NamespaceLabels {
-  labels(namespace: string): Readonly<Record<string, string>>
+  // undefined for a namespace the watch has not seen (yet).
+  labels(namespace: string): Readonly<Record<string, string>> | undefined
   stop(): Promise<void>
 }
 
@@ -23,8 +24,12 @@ export function watchNamespaceLabels(kc: KubeConfig, logger: Logger): NamespaceL
   })
   void informer.start().catch((error: unknown) => logger.warn({ err: apiErrorText(error) }, 'namespace watch did not start'))
   return {
-    // A namespace not seen yet (created a moment ago) has the one label the API server always sets.
-    labels: (namespace) => informer.get(namespace)?.metadata?.labels ?? { 'kubernetes.io/metadata.name': namespace },
+    // A namespace not seen yet (created a moment ago, or the watch not synced)
+    // is unknown: the policy then fails closed for rules that select by label.
+    labels: (namespace) => {
+      const seen = informer.get(namespace)
+      return seen ? (seen.metadata?.labels ?? { 'kubernetes.io/metadata.name': namespace }) : undefined
+    },
     stop: () => {
       stopped = true
       clearTimeout(retry)

@@ -19,6 +19,8 @@ export interface JudgeInput {
   namespace: string
   // Labels of the namespace, for policy selectors; kubernetes.io/metadata.name is added.
   namespaceLabels?: Readonly<Record<string, string>>
+  // The webhook could not know the labels (see NamespaceContext.labelsUnknown).
+  labelsUnknown?: boolean
   settings: Settings
   policy?: PolicyEvaluator | undefined
   // The kind of the workload whose template this is (CLI); the webhook reads ownerReferences.
@@ -108,7 +110,7 @@ function short(value: string): string {
 
 export function judge(input: JudgeInput): Judgement {
   const namespaceLabels = { 'kubernetes.io/metadata.name': input.namespace, ...(input.namespaceLabels ?? {}) }
-  const ns = { namespace: input.namespace, namespaceLabels }
+  const ns = { namespace: input.namespace, namespaceLabels, ...(input.labelsUnknown ? { labelsUnknown: true } : {}) }
   const policy = input.policy?.applies(ns) ? input.policy : undefined
   const defaults = policy?.annotationDefaults(ns) ?? {}
   const result = injectPod({ pod: input.pod, namespace: input.namespace, settings: input.settings, annotationDefaults: defaults, ...(input.workloadKind ? { workloadKind: input.workloadKind } : {}) })

@@ -98,6 +98,8 @@ interface CompiledRule {
   rule: Rule
   mode: Mode
   appliesTo(ns: NamespaceContext): boolean
+  // Applies only because the namespace's labels are unknown and it selects by label.
+  appliesUnseen(ns: NamespaceContext): boolean
   roles?: (v: string) => boolean
   secretPaths?: (v: string) => boolean
   authPaths?: (v: string) => boolean
@@ -119,7 +121,8 @@ function compile(rule: Rule, index: number): CompiledRule {
   return {
     rule,
     mode: rule.mode ?? 'enforce',
-    appliesTo: (ns) => (!names || names(ns.namespace)) && (!selector || selectorMatches(selector, ns.namespaceLabels)),
+    appliesTo: (ns) => (!names || names(ns.namespace)) && (!selector || ns.labelsUnknown === true || selectorMatches(selector, ns.namespaceLabels)),
+    appliesUnseen: (ns) => selector !== undefined && ns.labelsUnknown === true && (!names || names(ns.namespace)),
     ...(allow.roles ? { roles: globs(allow.roles) } : {}),
     ...(allow.secretPaths ? { secretPaths: globs(allow.secretPaths) } : {}),
     ...(allow.authPaths ? { authPaths: globs(allow.authPaths) } : {}),
@@ -229,7 +232,9 @@ export class Policy implements PolicyEvaluator {
   // Later rules win over earlier ones for the same annotation.
   annotationDefaults(ns: NamespaceContext): Record<string, string> {
     const out: Record<string, string> = {}
-    for (const c of this.#rules) if (c.appliesTo(ns)) Object.assign(out, c.rule.defaults ?? {})
+    // A rule applied only because the labels are unknown restricts, but its
+    // defaults (a role, an address) are meant for the namespaces it selects.
+    for (const c of this.#rules) if (c.appliesTo(ns) && !c.appliesUnseen(ns)) Object.assign(out, c.rule.defaults ?? {})
     return out
   }
 
@@ -237,7 +242,8 @@ export class Policy implements PolicyEvaluator {
     const all: PolicyFinding[] = []
     for (const c of this.#rules) {
       if (!c.appliesTo(subject)) continue
-      for (const problem of new Set(check(c, subject))) all.push({ rule: c.rule.name, mode: c.mode, message: bound(`policy rule "${c.rule.name}": ${problem}`) })
+      const unseen = c.appliesUnseen(subject) ? ` (namespace ${quote(subject.namespace)} is not known to vault-injector yet, so this rule, which selects namespaces by label, applies to it; retry once the namespace is seen)` : ''
+      for (const problem of new Set(check(c, subject))) all.push({ rule: c.rule.name, mode: c.mode, message: bound(`policy rule "${c.rule.name}": ${problem}${unseen}`) })
     }
     // Bounded: the first findings in full, then a count.
     const findings = all.slice(0, MAX_FINDINGS)

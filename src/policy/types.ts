@@ -8,6 +8,10 @@ import type { HatchFinding } from './hatches.ts'
 export interface NamespaceContext {
   namespace: string
   namespaceLabels: Readonly<Record<string, string>>
+  // The webhook has not seen the namespace (just created, the watch not yet
+  // synced, or no cluster to read labels from). Rules that select by label
+  // then restrict it (fail closed) but give it no defaults.
+  labelsUnknown?: boolean
 }
 
 // One injected pod, as the policy judges it.

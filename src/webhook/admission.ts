@@ -15,7 +15,9 @@ const MAX_WARNING_CHARS = 256
 export interface AdmissionDeps {
   settings: Settings
   policy?: PolicyEvaluator | undefined
-  namespaceLabels?: ((namespace: string) => Readonly<Record<string, string>>) | undefined
+  // A namespace's labels, or undefined while it is unknown. Without it (no
+  // cluster configured) every namespace's labels are unknown.
+  namespaceLabels?: ((namespace: string) => Readonly<Record<string, string>> | undefined) | undefined
 }
 
 // The audit record: who asked for which secret, and what was decided. It
@@ -178,8 +180,8 @@ function failed(review: JsonObject, req: Request, error: unknown): AdmissionOutc
 
 function decide(review: JsonObject, req: Request, pod: JsonObject, deps: AdmissionDeps): AdmissionOutcome {
   const audit = baseAudit(req, pod)
-  const namespaceLabels = deps.namespaceLabels?.(audit.namespace) ?? {}
-  const j = judge({ pod, namespace: audit.namespace, namespaceLabels, settings: deps.settings, policy: deps.policy })
+  const namespaceLabels = deps.namespaceLabels?.(audit.namespace)
+  const j = judge({ pod, namespace: audit.namespace, namespaceLabels: namespaceLabels ?? {}, labelsUnknown: namespaceLabels === undefined, settings: deps.settings, policy: deps.policy })
   Object.assign(audit, j.audit)
   if (j.decision === 'deny') return deny(review, req, audit, j.reason, j.code ?? 400, j.warnings)
   const response: JsonObject = { uid: req.uid, allowed: true }

@@ -27,7 +27,7 @@ export interface ServerOptions {
   certSource: CertSource
   // Read per request, so a reloaded policy takes effect at once.
   policy?: () => PolicyEvaluator | undefined
-  namespaceLabels?: (namespace: string) => Readonly<Record<string, string>>
+  namespaceLabels?: (namespace: string) => Readonly<Record<string, string>> | undefined
   // One JSON-lines logger for the whole process (see createLogger).
   logger: PinoLogger
   // Slow-client limits; the defaults below suit production, tests shorten them.

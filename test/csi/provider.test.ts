@@ -67,9 +67,10 @@ const OBJECTS = `
   encoding: base64
 `
 
-function provider(vault: FakeVault, logs: { fields: MountAudit; message: string }[] = [], policyYaml?: string): CsiProvider {
+function provider(vault: FakeVault, logs: { fields: MountAudit; message: string }[] = [], policyYaml?: string, namespaceLabels?: (ns: string) => Record<string, string> | undefined): CsiProvider {
   const policy = policyYaml ? parsePolicy(policyYaml, 'test') : undefined
   return new CsiProvider({
+    ...(namespaceLabels ? { namespaceLabels } : {}),
     defaults: { vaultAddress: vault.address, authMountPath: 'kubernetes', vaultNamespace: '', tls: { caCertPath: '', caDirectory: '', serverName: '', clientCertPath: '', clientKeyPath: '', skipVerify: false } },
     logger: { info: (fields, message) => logs.push({ fields: fields as MountAudit, message }), warn: (fields, message) => logs.push({ fields: fields as MountAudit, message }) },
     ...(policy ? { policy: () => policy } : {}),
@@ -158,6 +159,23 @@ t.test('the injector policy judges the class; a denial reaches Vault not at all'
   await t.rejects(p.mount(request({ objects: '- objectName: pw\n  secretPath: secret/data/db/../../sys/raw\n' })), { message: /secret path "secret\/data\/db\/..\/..\/sys\/raw" \(rendered to pw\) is refused: it has an empty, . or .. segment/ })
   t.equal(vault.requests.length, before, 'no Vault call for a denied mount')
   t.match(logs.at(-1), { message: 'csi mount', fields: { decision: 'deny', policyFindings: [{ rule: 'team-a', mode: 'enforce' }] } })
+})
+
+t.test('a namespace whose labels are unknown: rules that select by label judge the class (fail closed)', async (t) => {
+  const vault = await fakeVault()
+  t.teardown(() => vault.close())
+  vault.kv.set('secret/data/db', { password: 'x' })
+  const policy = `apiVersion: vault-injector.dev/v1alpha1\nkind: InjectorPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: by-label\n      namespaces: {selector: {matchLabels: {team: a}}}\n      allow: {roles: [other]}\n`
+  const objects = '- objectName: pw\n  secretPath: secret/data/db\n  secretKey: password\n'
+  const seenElsewhere = provider(vault, [], policy, () => ({ 'kubernetes.io/metadata.name': 'team-a', team: 'b' }))
+  t.teardown(() => seenElsewhere.close())
+  await seenElsewhere.mount(request({ objects }))
+  t.pass('labels known and not selected: mounted')
+  for (const [what, labels] of [['not seen by the watch yet', () => undefined], ['no cluster to read labels from', undefined]] as const) {
+    const p = provider(vault, [], policy, labels)
+    t.teardown(() => p.close())
+    await t.rejects(p.mount(request({ objects })), { message: /Vault role "web" is not allowed.*not known to vault-injector yet/ }, what)
+  }
 })
 
 t.test('Go-style JSON: sorted keys, HTML escapes, numbers as sent', async (t) => {

@@ -139,3 +139,34 @@ t.test('Vault addresses are compared as URLs, part by part', async (t) => {
   t.match(matches('https://vault.corp.example.com:8200', 'https://vault.corp.example.com\\@attacker:8200'), /backslash/)
   t.type(compileAddressPattern('vault.corp.example.com:8200'), 'string', 'a pattern without a scheme does not load')
 })
+
+t.test('a namespace the webhook has not seen: rules that select by label restrict it (fail closed) but give it no defaults', async (t) => {
+  const policy = parsePolicy(
+    policyText(
+      `    - name: shop\n      namespaces: {selector: {matchLabels: {team: shop}}}\n      allow: {roles: ["shop-*"]}\n` +
+        `    - name: payments\n      namespaces: {selector: {matchLabels: {team: payments}}}\n      defaults: {vault.hashicorp.com/auth-path: auth/payments}\n` +
+        `    - name: not-prod\n      namespaces: {names: ["dev-*"], selector: {matchExpressions: [{key: env, operator: NotIn, values: [prod]}]}}\n      allow: {roles: ["nobody"]}\n`,
+    ),
+    'test',
+  )
+  const run = (annotations: Record<string, string>, namespace: string, labels: Record<string, string> | undefined) =>
+    judgement({ pod: annotatedPod(annotations), namespace, namespaceLabels: labels ?? {}, labelsUnknown: labels === undefined, settings, policy })
+
+  const known = run({ 'vault.hashicorp.com/role': 'payments' }, 'team-x', { team: 'other' })
+  t.equal(known.decision, 'inject', 'labels known and not selected: no rule applies')
+  const unknown = run({ 'vault.hashicorp.com/role': 'payments' }, 'team-x', undefined)
+  t.equal(unknown.decision, 'deny', 'labels unknown: the shop rule applies as if it selected the namespace')
+  t.match(unknown.reason, /policy rule "shop": Vault role "payments" is not allowed .*namespace "team-x" is not known to vault-injector yet/)
+  t.notMatch(unknown.reason, /not-prod/, 'a rule whose names exclude the namespace still does not apply')
+
+  // The payments rule's default auth mount must not reach a namespace only because its labels are unknown.
+  const unseen = run({ 'vault.hashicorp.com/role': 'shop-web' }, 'team-x', undefined)
+  t.equal(unseen.decision, 'inject', 'a pod that satisfies every restriction is admitted while the labels are unknown')
+  t.same(unseen.facts?.authPaths, ['auth/kubernetes'], 'no default from a rule that only applies because the labels are unknown')
+  const selected = run({}, 'team-x', { team: 'payments' })
+  t.equal(selected.decision, 'inject', 'known and selected')
+  t.same(selected.facts?.authPaths, ['auth/payments'], 'known and selected: the default applies')
+
+  const dev = run({ 'vault.hashicorp.com/role': 'app' }, 'dev-1', undefined)
+  t.match(dev.reason, /policy rule "not-prod"/, 'NotIn: unknown labels apply the rule too (the stricter reading)')
+})

@@ -168,3 +168,21 @@ t.test('any JSON in any part of a review: an answer, never an exception', async 
   )
   t.pass('600 random reviews answered')
 })
+
+t.test('a namespace whose labels the webhook does not know: rules that select by label apply (fail closed)', async (t) => {
+  const { parsePolicy } = await import('../../src/policy/load.ts')
+  const policy = parsePolicy(
+    'apiVersion: vault-injector.dev/v1alpha1\nkind: InjectorPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: shop\n      namespaces: {selector: {matchLabels: {team: shop}}}\n      allow: {roles: ["shop-*"]}\n',
+    'p',
+  )
+  const pod = admitted(annotatedPod({ 'vault.hashicorp.com/role': 'payments' }), 'shop')
+  const seen = admit(review(pod, 'shop'), { settings, policy, namespaceLabels: () => ({ 'kubernetes.io/metadata.name': 'shop', team: 'shop' }) })
+  t.equal((seen.body.response as Obj).allowed, false, 'seen and selected: denied')
+  const unseen = admit(review(pod, 'shop'), { settings, policy, namespaceLabels: () => undefined })
+  t.equal((unseen.body.response as Obj).allowed, false, 'not seen yet (just created, watch not synced): denied, not waved through')
+  t.match((unseen.body.response as Obj).status.message, /"payments" is not allowed.*not known to vault-injector yet/)
+  const noCluster = admit(review(pod, 'shop'), { settings, policy })
+  t.equal((noCluster.body.response as Obj).allowed, false, 'no cluster to read labels from: denied too')
+  const fine = admit(review(admitted(annotatedPod({ 'vault.hashicorp.com/role': 'shop-web' }), 'shop'), 'shop'), { settings, policy, namespaceLabels: () => undefined })
+  t.equal((fine.body.response as Obj).allowed, true, 'a pod within the rule is admitted while the labels are unknown')
+})
