@@ -13,7 +13,7 @@ import tls from 'node:tls'
 import { dirname, join } from 'node:path'
 import { parseAllDocuments, stringify } from 'yaml'
 import { generateCA, generateClientCert, generateServingCert, type CertificateAuthority } from '../../src/tls/ca.ts'
-import { startServiceNetwork, type ServiceNetwork } from './service-network.ts'
+import { SERVICE_CIDR, startServiceNetwork, type ServiceNetwork } from './service-network.ts'
 
 export const ROOT = new URL('../../', import.meta.url).pathname
 export const BIN = process.env.VAULT_INJECTOR_E2E_BIN ?? join(process.env.VAULT_INJECTOR_E2E_CACHE ?? join(process.env.HOME ?? '/root', '.cache/vault-injector-e2e'), 'bin')
@@ -202,7 +202,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     `--service-account-issuer=https://kubernetes.default.svc`,
     `--service-account-key-file=${files.saPub}`,
     `--service-account-signing-key-file=${files.saKey}`,
-    '--service-cluster-ip-range=10.96.0.0/24',
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
     // No kube-controller-manager and a loopback address: no endpoint reconciling.
     '--endpoint-reconciler-type=none',
     '--authorization-mode=RBAC',

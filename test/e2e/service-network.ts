@@ -3,11 +3,17 @@
 // port, which no machine routes here. kube-apiserver sends that traffic
 // through its "cluster" egress selector; the harness points that at this
 // HTTP CONNECT proxy on a Unix socket, which forwards each connection to a
-// ready backend process of the Service on loopback, in turn.
+// ready backend process of the Service on loopback, in turn. Any other
+// target (a node's address, for logs and exec through a real kubelet) is
+// dialled directly, as a cluster's network routes it.
 import http from 'node:http'
 import net from 'node:net'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+
+// The API server's --service-cluster-ip-range: ClusterIPs are handed out here.
+export const SERVICE_CIDR = '10.96.0.0/24'
+const isServiceIp = (host: string): boolean => host.startsWith('10.96.0.')
 
 export interface Backend {
   port: number
@@ -30,19 +36,33 @@ export async function startServiceNetwork(dir: string): Promise<ServiceNetwork> 
   const turns = new Map<string, number>()
   const dialled: string[] = []
   const open = new Set<net.Socket>()
+  // A Service's ClusterIP goes to its ready backends in turn; an address that
+  // is not a Service goes where it says.
+  const pick = (target: string): { host: string; port: number } | undefined => {
+    const backends = routes.get(target)
+    if (!backends) {
+      const at = target.lastIndexOf(':')
+      const host = target.slice(0, at).replace(/^\[|\]$/g, '')
+      const port = Number(target.slice(at + 1))
+      // A ClusterIP without backends is refused at once, as kube-proxy would.
+      return at > 0 && Number.isInteger(port) && !isServiceIp(host) ? { host, port } : undefined
+    }
+    const ready = backends.filter((b) => b.ready())
+    if (ready.length === 0) return undefined
+    const turn = turns.get(target) ?? 0
+    turns.set(target, turn + 1)
+    return { host: '127.0.0.1', port: ready[turn % ready.length]!.port }
+  }
   const server = http.createServer((_req, res) => res.writeHead(405).end())
   server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
     const target = req.url ?? ''
     dialled.push(target)
-    const ready = (routes.get(target) ?? []).filter((b) => b.ready())
-    if (ready.length === 0) {
+    const destination = pick(target)
+    if (!destination) {
       client.end('HTTP/1.1 503 Service Unavailable\r\n\r\n')
       return
     }
-    const turn = turns.get(target) ?? 0
-    turns.set(target, turn + 1)
-    const backend = ready[turn % ready.length]!
-    const upstream = net.connect(backend.port, '127.0.0.1', () => {
+    const upstream = net.connect(destination.port, destination.host, () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
       if (head.length > 0) upstream.write(head)
       upstream.pipe(client)

@@ -11,7 +11,7 @@
 // they are imported before the kubelet starts; image garbage collection is off
 // so they are never removed.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { CoreV1Api } from '@kubernetes/client-node'
@@ -125,6 +125,43 @@ function mountsUnder(dir: string): string[] {
     .filter((path) => path.startsWith(dir + '/'))
 }
 
+// Where the kubelet (cgroupfs driver, cgroup v1) puts every pod's processes.
+const POD_CGROUP = '/sys/fs/cgroup/pids/kubepods'
+
+function killTasks(socket: string): void {
+  let ids: string[] = []
+  try {
+    ids = run('ctr', ['--address', socket, '-n', 'k8s.io', 'tasks', 'list', '-q']).split('\n').filter(Boolean)
+  } catch {
+    return // containerd is not running
+  }
+  for (const id of ids) tryRun('ctr', ['--address', socket, '-n', 'k8s.io', 'tasks', 'kill', '--all', '--signal', 'SIGKILL', id])
+}
+
+// Every process still in the pods' cgroups: what a killed shim left behind.
+function killCgroup(dir: string): void {
+  let entries: string[]
+  try {
+    entries = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name))
+  } catch {
+    return
+  }
+  for (const child of entries) killCgroup(child)
+  let pids: string[] = []
+  try {
+    pids = readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)
+  } catch {
+    return
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+}
+
 // Starts the node; `images` are docker-archive files to import first.
 export async function startNode(cp: ControlPlane, images: string[]): Promise<Node> {
   const dir = join(cp.dir, 'node')
@@ -138,11 +175,16 @@ export async function startNode(cp: ControlPlane, images: string[]): Promise<Nod
 
   const processes: Process[] = []
   const stop = async (): Promise<void> => {
-    // Pods first (their shims outlive containerd), then the programs, then
-    // what the kubelet mounted, so the folder can be removed.
-    tryRun('ctr', ['--address', socket, '-n', 'k8s.io', 'tasks', 'list'])
+    // The kubelet and controllers first (they would restart what we kill),
+    // then every container through containerd, so their shims reap them; then
+    // containerd, any shim or process left in the pods' cgroups, and what the
+    // kubelet mounted, so the folder can be removed and the next run starts clean.
+    const containerd = processes.shift()
     for (const proc of processes.reverse()) await proc.stop()
-    tryRun('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 -namespace k8s.io -address ${socket}`])
+    killTasks(socket)
+    await containerd?.stop()
+    tryRun('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 .*-address ${socket}`])
+    killCgroup(POD_CGROUP)
     for (const path of mountsUnder(cp.dir).reverse()) tryRun('umount', ['-l', path])
     tryRun('ip', ['link', 'del', BRIDGE])
   }

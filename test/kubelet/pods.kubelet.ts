@@ -79,7 +79,8 @@ t.before(async () => {
       '',
     ].join('\n'),
   )
-  injector = await startInjector(cp.dir, { AGENT_INJECT_VAULT_ADDR: vaultAddr, AGENT_INJECT_POLICY_FILE: policy })
+  // With the kubeconfig it watches namespace labels for the policy's selector, as in a cluster.
+  injector = await startInjector(cp.dir, { AGENT_INJECT_VAULT_ADDR: vaultAddr, AGENT_INJECT_POLICY_FILE: policy, KUBECONFIG: cp.kubeconfigPath })
   const caFile = join(cp.dir, 'webhook-ca.crt')
   writeFileSync(caFile, injector.ca.certPem)
   const r = await register(cp.kubeconfigPath, ['--url', `${injector.url}/mutate`, '--ca-file', caFile, '--failure-policy', 'Fail', '--timeout-seconds', '10'])
@@ -250,15 +251,28 @@ t.test('init-first, inject-containers, a projected token with automount off and 
   }
 })
 
-t.test('a role Vault does not know: the init agent fails with Vault\'s error in its log; a role the policy forbids: the webhook denies the pod', async (t) => {
+t.test('a role Vault does not know: the init agent shows Vault\'s error and keeps the app from starting (and fails the pod with exit-on-err); a role the policy forbids: the webhook denies the pod', async (t) => {
+  // vault-k8s's default: the agent retries the login, so the pod waits in Init with the error in the agent's log.
   await createPod('wrong-role', inject({ db: 'secret/data/app/db' }, { 'vault.hashicorp.com/role': 'nobody', 'vault.hashicorp.com/agent-pre-populate-only': 'true' }), {
     restartPolicy: 'Never',
     containers: [app('app', 'cat /vault/secrets/db')],
   })
-  const pod = await waitForPod('the init agent to fail', readPod('wrong-role'), (p) => p.status?.phase === 'Failed' || (p.status?.initContainerStatuses?.[0]?.state?.terminated?.exitCode ?? 0) !== 0)
-  t.not(pod.status!.initContainerStatuses![0]!.state?.terminated?.exitCode ?? 0, 0, 'the init agent exited non-zero')
-  t.match(await logs('wrong-role', 'vault-agent-init'), /invalid role name|permission denied/, 'its log carries Vault\'s answer')
-  t.notOk(pod.status?.containerStatuses?.some((c) => c.state?.running || c.state?.terminated), 'the app never started')
+  // agent-auto-auth-exit-on-err: the agent gives up, the init container fails and so does the pod.
+  await createPod('wrong-role-exit', inject({ db: 'secret/data/app/db' }, { 'vault.hashicorp.com/role': 'nobody', 'vault.hashicorp.com/agent-pre-populate-only': 'true', 'vault.hashicorp.com/agent-auto-auth-exit-on-err': 'true' }), {
+    restartPolicy: 'Never',
+    containers: [app('app', 'cat /vault/secrets/db')],
+  })
+  const vaultError = /invalid role name|permission denied/
+  await waitFor('Vault\'s error in the retrying init agent\'s log', async () => vaultError.test(await logs('wrong-role', 'vault-agent-init')), POD_WAIT_MS)
+  const waiting = await readPod('wrong-role')()
+  t.equal(waiting?.status?.phase, 'Pending', 'default: the pod stays Pending while the agent retries')
+  t.ok(waiting?.status?.initContainerStatuses?.[0]?.state?.running, 'default: the init agent is still running')
+  t.equal(waiting?.status?.containerStatuses?.[0]?.state?.waiting?.reason, 'PodInitializing', 'default: the app never started')
+
+  const pod = await waitForPod('the exit-on-err init agent to fail the pod', readPod('wrong-role-exit'), phase('Failed'))
+  t.not(pod.status!.initContainerStatuses![0]!.state?.terminated?.exitCode ?? 0, 0, 'exit-on-err: the init agent exited non-zero')
+  t.match(await logs('wrong-role-exit', 'vault-agent-init'), vaultError, 'exit-on-err: its log carries Vault\'s answer')
+  t.notOk(pod.status?.containerStatuses?.some((c) => c.state?.running || c.state?.terminated), 'exit-on-err: the app never started')
 
   const denied = await createPod('forbidden-role', inject({ db: 'secret/data/app/db' }, { 'vault.hashicorp.com/role': 'payments' }), { containers: [app('app', 'sleep 1')] }).then(
     () => '',
