@@ -4,12 +4,13 @@
 // atomic writer that lays out ..data), a real Vault dev server with Kubernetes
 // auth against the e2e kube-apiserver, and pod tokens from the TokenRequest API.
 import t from 'tap'
-import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node'
+import { CoreV1Api } from '@kubernetes/client-node'
 import { execFile } from 'node:child_process'
 import { existsSync, lstatSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseAllDocuments, stringify } from 'yaml'
-import { BIN, ROOT, serviceAccountToken, start, startControlPlane, startVaultDev, waitFor, type ControlPlane, type Process } from './harness.ts'
+import { BIN, ROOT, serviceAccountToken, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
+import { startVault, type DevVault } from './vault.ts'
 
 type Obj = Record<string, any>
 const NS = 'csi'
@@ -22,17 +23,12 @@ for (const tool of ['vault', 'csi-driver']) {
 }
 
 let cp: ControlPlane
-let vault: Process
+let vault: DevVault
 let vaultAddr = ''
 let provider: Process
 let socket = ''
 
-async function vaultApi(method: string, path: string, body?: unknown): Promise<Obj> {
-  const res = await fetch(`${vaultAddr}/v1/${path}`, { method, headers: { 'X-Vault-Token': 'root', 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) })
-  const text = await res.text()
-  if (!res.ok) throw new Error(`Vault ${method} ${path}: ${res.status} ${text}`)
-  return text ? (JSON.parse(text) as Obj) : {}
-}
+const vaultApi = (method: string, path: string, body?: unknown): Promise<Obj> => vault.api(method, path, body)
 
 // The example class (examples/csi), pointed at this test's Vault.
 function exampleClass(): Obj {
@@ -82,16 +78,9 @@ t.before(async () => {
   cp = await startControlPlane()
   const core = cp.kubeConfig.makeApiClient(CoreV1Api)
   await core.createNamespace({ body: { metadata: { name: NS } } })
-  for (const name of ['webapp-sa', 'vault-reviewer']) await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name } } })
-  await cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
-    body: { metadata: { name: 'csi-vault-reviewer' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' }, subjects: [{ kind: 'ServiceAccount', name: 'vault-reviewer', namespace: NS }] },
-  })
-
-  const dev = await startVaultDev(cp.dir)
-  vault = dev.process
-  vaultAddr = dev.addr
-  await vaultApi('POST', 'sys/auth/kubernetes', { type: 'kubernetes' })
-  await vaultApi('POST', 'auth/kubernetes/config', { kubernetes_host: cp.apiUrl, kubernetes_ca_cert: cp.ca.certPem, token_reviewer_jwt: await serviceAccountToken(cp, NS, 'vault-reviewer'), disable_local_ca_jwt: true })
+  await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'webapp-sa' } } })
+  vault = await startVault(cp, NS)
+  vaultAddr = vault.address
   await vaultApi('PUT', 'sys/policies/acl/database', { policy: 'path "secret/data/db-pass" { capabilities = ["read"] }\npath "secret/data/other" { capabilities = ["read"] }' })
   // As HashiCorp's CSI tutorial sets it up: the role for the webapp's service account, audience vault.
   await vaultApi('POST', 'auth/kubernetes/role/database', { bound_service_account_names: ['webapp-sa'], bound_service_account_namespaces: [NS], audience: 'vault', policies: ['database'], ttl: '20m' })

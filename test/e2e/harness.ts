@@ -31,13 +31,13 @@ export async function freePort(): Promise<number> {
   })
 }
 
-// A port P with P + 1 free as well, on 127.0.0.1 (both held at once while checked).
-async function freePortPair(): Promise<number> {
+// A port P with P + 1 free as well, on `host` (both held at once while checked).
+async function freePortPair(host = '127.0.0.1'): Promise<number> {
   const listen = (port: number): Promise<net.Server | undefined> =>
     new Promise((resolve) => {
       const server = net.createServer()
       server.once('error', () => resolve(undefined))
-      server.listen(port, '127.0.0.1', () => resolve(server))
+      server.listen(port, host, () => resolve(server))
     })
   const close = (server: net.Server | undefined): Promise<void> => new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()))
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -49,7 +49,7 @@ async function freePortPair(): Promise<number> {
     await close(second)
     if (second) return port
   }
-  throw new Error('no two free consecutive ports on 127.0.0.1')
+  throw new Error(`no two free consecutive ports on ${host}`)
 }
 
 // Thrown by a check when waiting longer cannot help (the process died).
@@ -322,18 +322,19 @@ export async function startInjector(dir: string, env: Record<string, string> = {
   return { url, ca, certFile, keyFile, process: proc, rotate: write, stop: () => proc.stop() }
 }
 
-// A Vault dev server (root token "root") on loopback. Vault also binds a
+// A Vault dev server (root token "root") on `host` (loopback unless a test
+// needs pods to reach it; test/e2e/vault.ts adds Kubernetes auth). Vault also binds a
 // cluster listener on the API port + 1, which freePort() never checked: with
 // another e2e file running beside this one, that port could be taken (by a
 // listener or an outgoing connection's local port) and Vault exited. Both
 // ports are checked, and a Vault that exits while starting is started again on
 // another pair.
-export async function startVaultDev(dir: string): Promise<{ process: Process; addr: string }> {
+export async function startVaultDev(dir: string, host = '127.0.0.1'): Promise<{ process: Process; addr: string }> {
   let lastOutput = ''
   for (let attempt = 1; attempt <= 3; attempt++) {
-    const port = await freePortPair()
-    const addr = `http://127.0.0.1:${port}`
-    const proc = start(join(BIN, 'vault'), ['server', '-dev', '-dev-root-token-id=root', `-dev-listen-address=127.0.0.1:${port}`], { HOME: dir, VAULT_DISABLE_MLOCK: 'true' })
+    const port = await freePortPair(host)
+    const addr = `http://${host}:${port}`
+    const proc = start(join(BIN, 'vault'), ['server', '-dev', '-dev-root-token-id=root', `-dev-listen-address=${host}:${port}`], { HOME: dir, VAULT_DISABLE_MLOCK: 'true' })
     try {
       await waitFor('vault dev server', async () => {
         if (proc.child.exitCode !== null) throw new Fatal(`vault exited: ${proc.output.join('').slice(-2000)}`)

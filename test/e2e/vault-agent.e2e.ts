@@ -3,10 +3,11 @@
 // injected through the API server, its VAULT_CONFIG decoded and run with the
 // paths moved into a temporary folder and a token from the TokenRequest API.
 import t, { type Test } from 'tap'
-import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node'
+import { CoreV1Api } from '@kubernetes/client-node'
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BIN, exitWithin, freePort, movePodPaths, register, serviceAccountToken, start, startControlPlane, startInjector, waitFor, writePodFile, type ControlPlane, type Injector, type Process } from './harness.ts'
+import { startVault, type DevVault } from './vault.ts'
 
 type Obj = Record<string, any>
 const NS = 'agent'
@@ -18,32 +19,17 @@ if (!existsSync(join(BIN, 'vault'))) {
 
 let cp: ControlPlane
 let injector: Injector
-let vault: Process
+let vault: DevVault
 let vaultAddr = ''
-
-async function vaultApi(method: string, path: string, body?: unknown): Promise<Obj> {
-  const res = await fetch(`${vaultAddr}/v1/${path}`, { method, headers: { 'X-Vault-Token': 'root', 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) })
-  const text = await res.text()
-  if (!res.ok) throw new Error(`Vault ${method} ${path}: ${res.status} ${text}`)
-  return text ? (JSON.parse(text) as Obj) : {}
-}
+const vaultApi = (method: string, path: string, body?: unknown): Promise<Obj> => vault.api(method, path, body)
 
 t.before(async () => {
   cp = await startControlPlane()
   const core = cp.kubeConfig.makeApiClient(CoreV1Api)
   await core.createNamespace({ body: { metadata: { name: NS } } })
-  for (const name of ['default', 'app', 'vault-reviewer']) await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name } } })
-  // Vault reviews the agents' tokens with this account's token.
-  await cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
-    body: { metadata: { name: 'vault-reviewer' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' }, subjects: [{ kind: 'ServiceAccount', name: 'vault-reviewer', namespace: NS }] },
-  })
-
-  const port = await freePort()
-  vaultAddr = `http://127.0.0.1:${port}`
-  vault = start(join(BIN, 'vault'), ['server', '-dev', '-dev-root-token-id=root', `-dev-listen-address=127.0.0.1:${port}`], { HOME: cp.dir, VAULT_DISABLE_MLOCK: 'true' })
-  await waitFor('vault dev server', async () => (await fetch(`${vaultAddr}/v1/sys/health`)).status === 200)
-  await vaultApi('POST', 'sys/auth/kubernetes', { type: 'kubernetes' })
-  await vaultApi('POST', 'auth/kubernetes/config', { kubernetes_host: cp.apiUrl, kubernetes_ca_cert: cp.ca.certPem, token_reviewer_jwt: await serviceAccountToken(cp, NS, 'vault-reviewer'), disable_local_ca_jwt: true })
+  for (const name of ['default', 'app']) await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name } } })
+  vault = await startVault(cp, NS)
+  vaultAddr = vault.address
   await vaultApi('PUT', 'sys/policies/acl/app', { policy: 'path "secret/data/app" { capabilities = ["read"] }' })
   await vaultApi('POST', 'auth/kubernetes/role/app', { bound_service_account_names: ['app'], bound_service_account_namespaces: [NS], policies: ['app'], ttl: '1h' })
   // The same, for tokens with the audience "vault" only (vault-injector.dev/token-audience).

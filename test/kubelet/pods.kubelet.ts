@@ -5,10 +5,11 @@
 // files the app reads. Vault is a real dev server with Kubernetes auth that the
 // pods reach on the node's bridge (run by test/kubelet/run.sh).
 import t from 'tap'
-import { AppsV1Api, BatchV1Api, CoreV1Api, RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node'
+import { AppsV1Api, BatchV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node'
 import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BIN, freePort, register, serviceAccountToken, start, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector, type Process } from '../e2e/harness.ts'
+import { register, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector } from '../e2e/harness.ts'
+import { startVault, type DevVault } from '../e2e/vault.ts'
 import { BRIDGE_GATEWAY, createBridge, startNode, type Node } from './node.ts'
 
 type Obj = Record<string, any>
@@ -25,37 +26,23 @@ if (!images) {
 
 let cp: ControlPlane
 let node: Node
-let vault: Process
+let vault: DevVault
 let injector: Injector
 let vaultAddr = ''
 let core: CoreV1Api
-
-async function vaultApi(method: string, path: string, body?: unknown): Promise<Obj> {
-  const res = await fetch(`${vaultAddr}/v1/${path}`, { method, headers: { 'X-Vault-Token': 'root', 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) })
-  const text = await res.text()
-  if (!res.ok) throw new Error(`Vault ${method} ${path}: ${res.status} ${text}`)
-  return text ? (JSON.parse(text) as Obj) : {}
-}
+const vaultApi = (method: string, path: string, body?: unknown): Promise<Obj> => vault.api(method, path, body)
 
 t.before(async () => {
   cp = await startControlPlane()
   core = cp.kubeConfig.makeApiClient(CoreV1Api)
   createBridge()
-  // Vault listens on the bridge's host side, where the pods reach it.
-  const port = await freePort()
-  vaultAddr = `http://${BRIDGE_GATEWAY}:${port}`
-  vault = start(join(BIN, 'vault'), ['server', '-dev', '-dev-root-token-id=root', `-dev-listen-address=${BRIDGE_GATEWAY}:${port}`], { HOME: cp.dir, VAULT_DISABLE_MLOCK: 'true' })
-  await waitFor('vault dev server', async () => (await fetch(`${vaultAddr}/v1/sys/health`).catch(() => undefined))?.status === 200)
-
   node = await startNode(cp, readdirSync(images).map((file) => join(images, file)))
 
   await core.createNamespace({ body: { metadata: { name: NS, labels: { team: 'shop' } } } })
-  for (const name of ['app', 'vault-reviewer']) await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name } } })
-  await cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
-    body: { metadata: { name: 'vault-reviewer' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' }, subjects: [{ kind: 'ServiceAccount', name: 'vault-reviewer', namespace: NS }] },
-  })
-  await vaultApi('POST', 'sys/auth/kubernetes', { type: 'kubernetes' })
-  await vaultApi('POST', 'auth/kubernetes/config', { kubernetes_host: cp.apiUrl, kubernetes_ca_cert: cp.ca.certPem, token_reviewer_jwt: await serviceAccountToken(cp, NS, 'vault-reviewer'), disable_local_ca_jwt: true })
+  await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'app' } } })
+  // Vault listens on the bridge's host side, where the pods reach it.
+  vault = await startVault(cp, NS, BRIDGE_GATEWAY)
+  vaultAddr = vault.address
   await vaultApi('PUT', 'sys/policies/acl/app', { policy: 'path "secret/data/app/*" { capabilities = ["read"] }' })
   await vaultApi('POST', 'auth/kubernetes/role/app', { bound_service_account_names: ['app'], bound_service_account_namespaces: [NS], policies: ['app'], ttl: '1h' })
   await vaultApi('POST', 'auth/kubernetes/role/app-aud', { bound_service_account_names: ['app'], bound_service_account_namespaces: [NS], audience: 'vault', policies: ['app'], ttl: '1h' })

@@ -6,16 +6,16 @@
 #
 # It needs root (containerd, mounts, a bridge), Go, and Debian's containerd,
 # runc, mmdebstrap and CNI plugins (installed here with apt-get when missing).
-# When the machine cannot run it, it says SKIPPED and why, and ends with a
-# summary line that counts no test: it never passes silently.
-# Ends with `# { total: N, pass: N, fail: N }` like the e2e suite.
+# When the machine cannot run it, it says "kubelet: NOT RUN: why" on its last
+# line and exits 3 (as `npm run image:test` does): it never passes silently.
+# Otherwise it ends with `# { total: N, pass: N, fail: N }` like the e2e suite.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+source test/lib/summary.sh
 
 skip() {
-  echo "kubelet e2e: SKIPPED: $*"
-  echo "# { total: 0, pass: 0, fail: 0, skip: 1 }"
-  exit 0
+  echo "kubelet: NOT RUN: $*"
+  exit 3
 }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (containerd, mounts and a network bridge)"
@@ -73,13 +73,7 @@ npx tap build >/dev/null
 log=$(mktemp)
 npx tap --timeout 900 --jobs 1 --disable-coverage test/kubelet/*.kubelet.ts 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -n 1)
-total=$(echo "$summary" | grep -Eo 'total: [0-9]+' | grep -Eo '[0-9]+' || true)
-pass=$(echo "$summary" | grep -Eo 'pass: [0-9]+' | grep -Eo '[0-9]+' || true)
-fail=$(echo "$summary" | grep -Eo 'fail: [0-9]+' | grep -Eo '[0-9]+' || true)
-total=${total:-0}; pass=${pass:-0}; fail=${fail:-0}
-if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; total=$((total + 1)); fi
-rm -f "$log"
 echo "kubelet e2e: done in $((SECONDS - start)) s"
-echo "# { total: $total, pass: $pass, fail: $fail }"
+tap_summary "$log" "$status"
+rm -f "$log"
 exit "$status"
