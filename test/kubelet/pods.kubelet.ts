@@ -221,7 +221,8 @@ t.test('init-first, inject-containers, a projected token with automount off and 
   // The agent runs as the user the annotation names; the rendered file shows it.
   await createPod('security', inject({ db: 'secret/data/app/db' }, { 'vault.hashicorp.com/agent-run-as-user': '4321', 'vault.hashicorp.com/agent-run-as-group': '4321', 'vault.hashicorp.com/agent-pre-populate-only': 'true' }), {
     restartPolicy: 'Never',
-    containers: [app('app', 'stat -c "owner=%u:%g" /vault/secrets/db')],
+    // The secrets volume is memory (emptyDir medium Memory): the kubelet mounts a tmpfs.
+    containers: [app('app', 'stat -c "owner=%u:%g" /vault/secrets/db; awk \'$2 == "/vault/secrets" { print "fs=" $3 }\' /proc/mounts')],
   })
 
   const cases: [string, string, RegExp][] = [
@@ -229,7 +230,7 @@ t.test('init-first, inject-containers, a projected token with automount off and 
     ['some-containers', 'reader', /reader-has-secret/],
     ['some-containers', 'other', /other-has-none/],
     ['projected', 'app', /projected-ok\napp-has-no-token/],
-    ['security', 'app', /owner=4321:4321/],
+    ['security', 'app', /owner=4321:4321\nfs=tmpfs/],
   ]
   for (const [pod, container, expected] of cases) {
     const seen = await waitForPod(`pod ${pod} to succeed`, readPod(pod), phase('Succeeded'))
