@@ -35,8 +35,8 @@ t.test('a failed run is never clean: one failure is added when none was counted'
   t.equal(summary('', 0), '# { total: 0, pass: 0, fail: 0 }', 'no summary and a zero exit: nothing counted')
 })
 
-t.test('test/e2e/run.sh, test/image/run.sh and .ci/run read the summary only through test/lib/summary.sh', async (t) => {
-  for (const script of ['test/e2e/run.sh', 'test/image/run.sh', '.ci/run']) {
+t.test('test/e2e/run.sh, test/image/run.sh, test/kubelet/run.sh and .ci/run read the summary only through test/lib/summary.sh', async (t) => {
+  for (const script of ['test/e2e/run.sh', 'test/image/run.sh', 'test/kubelet/run.sh', '.ci/run']) {
     const text = readFileSync(join(ROOT, script), 'utf8')
     t.match(text, /^source test\/lib\/summary\.sh$/m, `${script} sources it`)
     t.notMatch(text, /grep[^\n]*(total|pass|fail): \[0-9\]/, `${script} parses no counts itself`)
@@ -45,7 +45,7 @@ t.test('test/e2e/run.sh, test/image/run.sh and .ci/run read the summary only thr
 
 // .ci/run in a folder of its own: the scripts it calls are stand-ins that
 // print the logs given, and exit with the statuses given.
-function ci(parts: Record<'test' | 'test:e2e' | 'package:test' | 'image:test', [string, number]>, audit: [string, number] = ['found 0 vulnerabilities', 0]): { status: number | null; lines: string[] } {
+function ci(parts: Record<'test' | 'test:e2e' | 'package:test' | 'image:test' | 'test:kubelet', [string, number]>, audit: [string, number] = ['found 0 vulnerabilities', 0]): { status: number | null; lines: string[] } {
   const work = mkdtempSync(join(dir, 'ci-'))
   for (const sub of ['.ci', 'test/lib', 'test/e2e', 'bin']) mkdirSync(join(work, sub), { recursive: true })
   copyFileSync(join(ROOT, '.ci/run'), join(work, '.ci/run'))
@@ -73,18 +73,20 @@ t.test('.ci/run ends with one line "N passed, N failed", each part counted from 
     'test:e2e': ['ok 1\n# { total: 30, pass: 30 }\n# { total: 30, pass: 30, fail: 0 }\n', 0],
     'package:test': ['# { total: 4, pass: 4 }\n', 0],
     'image:test': ['image: NOT RUN: needs root\n', 3],
+    'test:kubelet': ['kubelet: NOT RUN: cannot create a network bridge here\n', 3],
   })
   t.equal(clean.status, 0)
   t.equal(clean.lines.at(-1), '1233 passed, 0 failed', 'unit, e2e, package, and the audit as one')
-  t.equal(clean.lines.at(-2), 'note: (image test NOT RUN: needs root)', 'the test that could not run is said on the line before')
+  t.equal(clean.lines.at(-2), 'note: (image test NOT RUN: needs root) (real-node test NOT RUN: cannot create a network bridge here)', 'the tests that could not run are said on the line before')
 
   const failing = ci({
     test: ['# { total: 3, fail: 3 }\n', 1],
     'test:e2e': ['  not ok 2 - expected fail: 7\n# { total: 30, pass: 28, fail: 2 }\n', 1],
     'package:test': ['npm ERR! crashed\n', 1],
     'image:test': ['# { total: 9, pass: 9 }\n', 0],
+    'test:kubelet': ['# { total: 25, pass: 24, fail: 1 }\n', 1],
   }, ['1 high severity vulnerability', 1])
   t.equal(failing.status, 1)
-  t.equal(failing.lines.at(-1), '37 passed, 7 failed', 'unit 0+3, e2e 28+2 (not the "fail: 7" a test printed), package 0+1 (crashed), image 9+0, audit 0+1')
+  t.equal(failing.lines.at(-1), '61 passed, 8 failed', 'unit 0+3, e2e 28+2 (not the "fail: 7" a test printed), package 0+1 (crashed), image 9+0, real node 24+1, audit 0+1')
   t.equal(failing.lines.filter((l) => /^\d+ passed, \d+ failed$/.test(l)).length, 1, 'exactly one closing line')
 })
