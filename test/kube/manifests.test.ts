@@ -4,7 +4,9 @@
 // and the Deployment and Dockerfile keep their security promises.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
 import picomatch from 'picomatch'
 import { parseAllDocuments } from 'yaml'
 import { webhookOptionsFrom } from '../../src/cli/register.ts'
@@ -169,12 +171,16 @@ t.test('the cert-manager variant: certificates, the cainjector annotation, TLS f
   const certs = load('certificates.yaml', dir)
   const serving = find(certs, 'Certificate', 'vault-injector-serving')
   const ca = find(certs, 'Certificate', 'vault-injector-ca')
-  t.same(serving.spec.dnsNames, defaultHosts('vault-injector'), 'serving certificate names are the Service names')
+  // The namespace is filled in by kustomize from the Service's (any namespace, as the base).
+  const inNamespace = (names: string[], namespace: string): string[] => names.map((n) => n.replace('$(VAULT_INJECTOR_NAMESPACE)', namespace))
+  t.same(inNamespace(serving.spec.dnsNames, 'vault'), defaultHosts('vault'), 'serving certificate names are the Service names, in its namespace')
+  t.same(k.vars, [{ name: 'VAULT_INJECTOR_NAMESPACE', objref: { apiVersion: 'v1', kind: 'Service', name: 'vault-injector' }, fieldref: { fieldPath: 'metadata.namespace' } }], 'the namespace is the Service\'s')
+  t.same(load(k.configurations[0], dir)[0]!.varReference, [{ group: 'cert-manager.io', kind: 'Certificate', path: 'spec/dnsNames' }], 'kustomize fills it in the DNS names')
   t.equal(find(certs, 'Issuer', serving.spec.issuerRef.name).spec.ca.secretName, ca.spec.secretName, 'the CA Issuer signs with the CA Certificate')
   t.ok(find(certs, 'Issuer', ca.spec.issuerRef.name).spec.selfSigned)
   t.equal(ca.spec.privateKey.rotationPolicy, 'Never', 'the CA keeps its key on renewal')
   const patches = JSON.stringify(k.patches)
-  t.match(patches, `cert-manager.io/inject-ca-from: ${serving.metadata.namespace}/${serving.metadata.name}`)
+  t.match(patches, `cert-manager.io/inject-ca-from: $(VAULT_INJECTOR_NAMESPACE)/${serving.metadata.name}`)
   t.match(patches, `secretName: ${serving.spec.secretName}`)
 })
 
@@ -201,6 +207,19 @@ t.test('kustomize builds both variants (kubectl kustomize)', { skip: kubectl.sta
   t.equal(`${ns}/${certName}`, `${serving.metadata.namespace}/${serving.metadata.name}`, 'cainjector reads a Certificate that exists')
   t.notOk(certManager.some((o) => o.kind === 'Role' || o.kind === 'RoleBinding'), 'no Secret or Lease access')
   t.same(find(certManager, 'ClusterRole').rules, [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] }], 'only the namespace-label read stays')
+})
+
+t.test('the cert-manager variant in any namespace: an overlay with namespace: vault names vault everywhere', { skip: kubectl.status === 0 ? false : 'kubectl not installed' }, async (t) => {
+  const overlay = mkdtempSync(join(tmpdir(), 'cert-manager-overlay-'))
+  t.teardown(() => rmSync(overlay, { recursive: true, force: true }))
+  writeFileSync(join(overlay, 'kustomization.yaml'), `namespace: vault\nresources:\n  - ${relative(overlay, new URL('manifests/cert-manager/', root).pathname)}\n`)
+  const r = spawnSync('kubectl', ['kustomize', overlay], { encoding: 'utf8' })
+  t.equal(r.status, 0, r.stderr)
+  const objects = parseAll(r.stdout)
+  t.same(find(objects, 'Certificate', 'vault-injector-serving').spec.dnsNames, defaultHosts('vault'), 'the serving certificate names the Service in vault')
+  t.equal(find(objects, 'MutatingWebhookConfiguration').metadata.annotations['cert-manager.io/inject-ca-from'], 'vault/vault-injector-serving', 'cainjector reads the Certificate in vault')
+  t.same(find(objects, 'MutatingWebhookConfiguration').webhooks.map((w: Obj) => w.clientConfig.service.namespace), ['vault'])
+  t.notMatch(r.stdout, /vault-injector\.vault-injector|namespace: vault-injector|\$\(/, 'no other namespace and no unfilled variable left')
 })
 
 t.test('Dockerfile: Node 24, bases pinned by digest, npm only in the build stages, production dependencies only, what runs is copied, numeric non-root user as in the Deployment', async (t) => {
