@@ -10,7 +10,12 @@
 // - order of writes, so no admission fails mid-rotation: a new CA is stored
 //   in the Secret first (a conflict there means another leader got in first,
 //   and we stop), then put in every caBundle, and only then used to sign the
-//   serving certificate the replicas pick up.
+//   serving certificate the replicas pick up;
+// - what the Secret holds is checked before it is kept: a CA that is not a
+//   CA or whose key is not its own, a serving certificate that is expired or
+//   near its end, not signed by the CA, not naming the Service, or not
+//   matching its key is replaced by the leader (the reason is logged, never a
+//   key), and no replica serves a pair whose key does not match.
 import type { X509Certificate } from 'node:crypto'
 import type { Logger } from '../../log.ts'
 import { generateCA, generateServingCert, type CertificateAuthority } from '../../tls/ca.ts'
@@ -18,7 +23,7 @@ import type { CertPair, CertSource } from '../../tls/source.ts'
 import { apiErrorText } from '../client.ts'
 import { realTimers, type Timers } from '../leader.ts'
 import { SECRET_NAME } from '../names.ts'
-import { b64, bundleCerts, coversHosts, newestValid, notAfterMs, notBeforeMs, parseCert, signedBy, unb64 } from './certificates.ts'
+import { b64, bundleCerts, caProblem, keyMatches, leafProblem, newestValid, notAfterMs, notBeforeMs, parseCert, unb64 } from './certificates.ts'
 import { SECRET_KEYS, type SecretData, type SecretStore, type WebhookStore } from './stores.ts'
 
 const DAY_MS = 24 * 3_600_000
@@ -73,6 +78,8 @@ export class AutoTls implements CertSource {
   #queue: Promise<unknown> = Promise.resolve()
   #queued: Promise<void> | undefined
   #retryPending = false
+  // The last certificate of the Secret refused for serving (its warning is logged once).
+  #refused: string | undefined
 
   constructor(options: AutoTlsOptions) {
     if (options.hosts.length === 0) throw new Error('auto-TLS needs at least one host name for the serving certificate')
@@ -167,6 +174,14 @@ export class AutoTls implements CertSource {
     const keyPem = unb64(data[KEYS.key])
     const caPem = unb64(data[KEYS.ca])
     if (!certPem || !keyPem || certPem === this.#pair?.certPem) return
+    const cert = parseCert(certPem)
+    // What would break every handshake; dates and names are the leader's to judge.
+    const why = !cert ? 'the serving certificate does not parse' : !keyMatches(cert, keyPem) ? 'the serving key does not belong to the serving certificate' : undefined
+    if (why) {
+      if (this.#refused !== certPem) this.#logger.warn({ secret: SECRET_NAME, reason: why }, 'auto-tls: not serving the certificate in the Secret; the leader replaces it')
+      this.#refused = certPem
+      return
+    }
     const pair: CertPair = { certPem, keyPem, ...(caPem ? { caPem } : {}) }
     const first = this.#pair === undefined
     this.#pair = pair
@@ -217,12 +232,15 @@ export class AutoTls implements CertSource {
     const trusted = bundleCerts((config?.caBundles ?? []).map((bundle) => unb64(bundle) ?? '').join('\n'))
 
     // 1. A CA with time left, stored before anything trusts or uses it.
-    let ca = this.#currentCa(data)
-    if (!ca || notAfterMs(ca.cert) - nowMs < Math.max(this.#caValidityMs / 12, 2 * this.#servingValidityMs)) {
+    const stored = this.#currentCa(data)
+    const caWhy = caProblem(unb64(data[KEYS.ca]), unb64(data[KEYS.caKey]), nowMs, Math.max(this.#caValidityMs / 12, 2 * this.#servingValidityMs))
+    let ca = caWhy ? undefined : stored
+    if (!ca) {
       // The CA replaced stays trusted: replicas may still serve certificates it
-      // signed. With no CA in the Secret (first start, or the Secret was
-      // deleted), that is the newest CA the webhook trusts now, if any.
-      const previous = ca?.cert ?? newestValid(trusted, nowMs)
+      // signed. With no usable CA in the Secret (first start, the Secret was
+      // deleted, or it holds no CA), that is the newest CA the webhook trusts
+      // now, if any.
+      const previous = stored?.cert.ca ? stored.cert : newestValid(trusted, nowMs)
       const made = generateCA({ commonName: `vault-injector CA ${new Date(nowMs).toISOString()}`, validityMs: this.#caValidityMs })
       data[KEYS.ca] = b64(made.certPem)
       data[KEYS.caKey] = b64(made.keyPem)
@@ -230,7 +248,7 @@ export class AutoTls implements CertSource {
       else delete data[KEYS.previousCa]
       resourceVersion = await this.#secrets.write(data, resourceVersion)
       ca = this.#currentCa(data)!
-      this.#logger.info({ notAfter: made.notAfter.toISOString(), fingerprint: ca.cert.fingerprint256 }, 'auto-tls: new CA stored')
+      this.#logger.info({ reason: caWhy, notAfter: made.notAfter.toISOString(), fingerprint: ca.cert.fingerprint256 }, 'auto-tls: new CA stored')
     }
     let dirty = false
     let previous = parseCert(unb64(data[KEYS.previousCa]))
@@ -256,16 +274,18 @@ export class AutoTls implements CertSource {
     // that CA has only just been added to the bundle and the current
     // certificate is still good, wait a little for the API servers to see it.
     const justTrusted = config !== undefined && config.caBundles.length > 0 && !trusted.some((c) => c.fingerprint256 === ca.cert.fingerprint256)
-    const needsLeaf = this.#needsNewLeaf(data, ca.cert, nowMs)
-    if (needsLeaf && justTrusted && this.#leafStillGood(data, [ca.cert, ...(previous ? [previous] : [])], nowMs)) {
+    const leafWhy = this.#leafProblem(data, [ca.cert], nowMs, this.#servingValidityMs / 3)
+    // Good for a while yet (twice the wait), signed by a CA the webhook trusted before.
+    const stillGood = this.#leafProblem(data, [ca.cert, ...(previous ? [previous] : [])], nowMs, 2 * this.#trustDelayMs) === undefined
+    if (leafWhy && justTrusted && stillGood) {
       this.#logger.info({ waitMs: this.#trustDelayMs }, 'auto-tls: new CA in the caBundle; the serving certificate it signs follows shortly')
       this.#after(this.#trustDelayMs, () => void this.#requestReconcile())
-    } else if (needsLeaf) {
+    } else if (leafWhy) {
       const leaf = generateServingCert({ ca, hosts: this.#hosts, validityMs: this.#servingValidityMs })
       data[KEYS.cert] = b64(leaf.certPem)
       data[KEYS.key] = b64(leaf.keyPem)
       dirty = true
-      this.#logger.info({ notAfter: leaf.notAfter.toISOString(), hosts: this.#hosts }, 'auto-tls: new serving certificate')
+      this.#logger.info({ reason: leafWhy, notAfter: leaf.notAfter.toISOString(), hosts: this.#hosts }, 'auto-tls: new serving certificate')
     }
     if (dirty) await this.#secrets.write(data, resourceVersion)
     this.#serveFrom(data)
@@ -279,18 +299,8 @@ export class AutoTls implements CertSource {
     return { certPem, keyPem, notAfter: new Date(notAfterMs(cert)), cert }
   }
 
-  #needsNewLeaf(data: SecretData, ca: X509Certificate, nowMs: number): boolean {
-    const certPem = unb64(data[KEYS.cert])
-    if (!certPem || !data[KEYS.key]) return true
-    const remainingMs = notAfterMs(parseCert(certPem)) - nowMs
-    return remainingMs < this.#servingValidityMs / 3 || !signedBy(certPem, ca) || !coversHosts(certPem, this.#hosts)
-  }
-
-  // Unexpired for a while yet, and signed by one of the trusted CAs.
-  #leafStillGood(data: SecretData, cas: X509Certificate[], nowMs: number): boolean {
-    const certPem = unb64(data[KEYS.cert])
-    if (!certPem || !data[KEYS.key]) return false
-    return notAfterMs(parseCert(certPem)) - nowMs > 2 * this.#trustDelayMs && cas.some((ca) => signedBy(certPem, ca))
+  #leafProblem(data: SecretData, cas: X509Certificate[], nowMs: number, renewBeforeMs: number): string | undefined {
+    return leafProblem(unb64(data[KEYS.cert]), unb64(data[KEYS.key]), cas, this.#hosts, nowMs, renewBeforeMs)
   }
 
   async #syncCaBundle(config: { resourceVersion: string; caBundles: (string | undefined)[] }, bundlePem: string): Promise<void> {
