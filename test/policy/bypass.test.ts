@@ -67,6 +67,12 @@ const attacks: Attack[] = [
   { name: 'a rendered file over the agent\'s trust store', annotations: { [`${V}agent-inject-template-ca.pem`]: '-----BEGIN CERTIFICATE-----\nMIIB…\n-----END CERTIFICATE-----\n', [`${V}secret-volume-path-ca.pem`]: '/etc/ssl/certs' }, denied: /a volume is mounted at \/etc\/ssl\/certs, over the agent's program or trust store/ },
   { name: 'copied mounts over the agent\'s program', annotations: { ...SECRET, [`${V}agent-copy-volume-mounts`]: 'app' }, spec: { volumes: [{ name: 'tools', emptyDir: {} }], containers: [{ name: 'app', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'tools', mountPath: '/usr/local/bin' }] }] }, denied: /a volume is mounted at \/usr\/local\/bin/ },
   { name: 'dot segments in the auth path', annotations: { ...SECRET, [`${V}auth-path`]: 'auth/kubernetes/../approle' }, denied: /auth path .* is refused: it has an empty, . or .. segment/ },
+  // The agents' volumes are named; an app container can mount one by name (the API server checks the name only
+  // after the webhook has added the volume): the agents' home holds their Vault token, the token volume their
+  // service-account token for Vault, with which the app can log in as the role itself.
+  { name: 'an app container mounts the agents\' home, where their Vault token is', annotations: SECRET, spec: { containers: [{ name: 'app', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'home-sidecar', mountPath: '/agent-home', readOnly: true }] }] }, denied: /escape hatch agent-inject-token: container app mounts home-sidecar/ },
+  { name: 'an init container mounts the init agent\'s home', annotations: SECRET, spec: { initContainers: [{ name: 'setup', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'home-init', mountPath: '/agent-home', subPath: '.vault-token' }] }] }, denied: /escape hatch agent-inject-token: container setup mounts home-init/ },
+  { name: 'an app container mounts the agents\' own service-account token for Vault', annotations: { ...SECRET, 'vault-injector.dev/token-audience': 'vault' }, spec: { containers: [{ name: 'app', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'vault-agent-token', mountPath: '/agent-token' }] }] }, denied: /escape hatch agent-inject-token: container app mounts vault-agent-token/ },
   { name: 'dot segments in the Vault namespace', annotations: { ...SECRET, [`${V}namespace`]: 'team-a/../team-b' }, denied: /Vault namespace .* is refused/ },
 ]
 
