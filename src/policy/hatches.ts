@@ -7,6 +7,7 @@
 import type { JsonObject } from '../engine/types.ts'
 import type { Facts } from './effective.ts'
 import { parseAddress } from './address.ts'
+import { OWNED_CONTAINERS, VOLUME } from '../engine/names.ts'
 
 export const ESCAPE_HATCHES = [
   'agent-json-patch',
@@ -48,6 +49,27 @@ function listed(items: string[]): string {
 
 const TRUE = /^(1|t|true)$/i
 
+// The agents' volumes that hold a token: their homes (the Vault token sink),
+// their own service-account token for Vault (a login as the role), and the
+// persistent cache (tokens and leases). The webhook adds them under these
+// names, and the API server checks a mount's volume name only after the
+// webhook, so an app container can ask for one by name.
+const TOKEN_VOLUMES: ReadonlySet<string> = new Set([VOLUME.homeInit, VOLUME.homeSidecar, VOLUME.token, VOLUME.cache])
+
+// "container app mounts home-sidecar" for every container but the agents that mounts a token volume.
+function tokenVolumeMounts(spec: JsonObject): string[] {
+  const out: string[] = []
+  for (const field of ['initContainers', 'containers', 'ephemeralContainers']) {
+    const containers = Array.isArray(spec[field]) ? spec[field] : []
+    for (const c of containers) {
+      if (!isObject(c) || OWNED_CONTAINERS.has(String(c.name))) continue
+      const mounts = Array.isArray(c.volumeMounts) ? c.volumeMounts : []
+      for (const m of mounts) if (isObject(m) && TOKEN_VOLUMES.has(String(m.name))) out.push(`container ${String(c.name)} mounts ${String(m.name)}`)
+    }
+  }
+  return [...new Set(out)]
+}
+
 // The pod's own value for an annotation, when it sets one that differs from the namespace default.
 function own(annotations: JsonObject, defaults: Readonly<Record<string, string>>, key: string): string | undefined {
   const value = annotations[key]
@@ -73,6 +95,9 @@ export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, s
   if (own(annotations, defaults, `${V}agent-inject-token`) !== undefined && TRUE.test(String(annotations[`${V}agent-inject-token`]))) {
     add('agent-inject-token', 'vault.hashicorp.com/agent-inject-token hands the Vault token to the app, which can then read any path the role allows')
   }
+  const spec = isObject(pod.spec) ? pod.spec : {}
+  const stolen = facts.agents.length > 0 ? tokenVolumeMounts(spec) : []
+  if (stolen.length > 0) add('agent-inject-token', `${listed(stolen)}: a volume of the agents that holds a token, which the app can then use for any path the role allows`)
   // Read from the configuration the agents run: a listener whose cache adds the agent's token.
   const lends = facts.agents.some((a) => {
     const cache = isObject(a.config?.cache) ? a.config.cache : undefined
@@ -89,7 +114,6 @@ export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, s
     const why = key === 'proxy-address' ? 'sends the agent\'s Vault traffic through a proxy the pod chooses' : 'changes which certificate the agent trusts as Vault\'s'
     add(key, `vault.hashicorp.com/${key} ${why}`)
   }
-  const spec = isObject(pod.spec) ? pod.spec : {}
   const hosts = facts.addresses.map(parseAddress).flatMap((a) => (typeof a === 'string' ? [] : [a.host]))
   const aliased = (Array.isArray(spec.hostAliases) ? spec.hostAliases : []).flatMap((a) => (isObject(a) && Array.isArray(a.hostnames) ? a.hostnames.map((h) => String(h).toLowerCase()) : []))
   const redirected = hosts.filter((h) => aliased.includes(h))
