@@ -5,7 +5,8 @@
 // (VAULT_ADDR, VAULT_NAMESPACE, VAULT_SKIP_VERIFY) are taken into account.
 // Where a patch changed what cannot be judged (the command, mounts, probes,
 // other configuration keys), that is said, not guessed.
-import { OWNED_CONTAINERS } from '../engine/names.ts'
+import { posix } from 'node:path'
+import { MOUNT_PATH, OWNED_CONTAINERS, VOLUME } from '../engine/names.ts'
 import type { JsonObject } from '../engine/types.ts'
 import { templateReads } from './templates.ts'
 
@@ -150,6 +151,7 @@ export function collectFacts(pod: JsonObject): Facts {
     // runs and whom it trusts.
     for (const m of list(container.volumeMounts)) {
       if (AGENT_SYSTEM_PATHS.test(String(m.mountPath))) facts.unjudgeable.push(`${String(container.name)}: a volume is mounted at ${String(m.mountPath)}, over the agent's program or trust store`)
+      if (overHome(m)) facts.unjudgeable.push(`${String(container.name)}: a volume is mounted at ${String(m.mountPath)}, over the agent's home, where it writes its Vault token`)
     }
   }
   if (namespaceSeen && facts.vaultNamespaces.length === 0) facts.vaultNamespaces.push('root')
@@ -161,6 +163,16 @@ export function collectFacts(pod: JsonObject): Facts {
 }
 
 const AGENT_SYSTEM_PATHS = /^\/(bin|sbin|usr|lib|lib64|lib32|etc|proc|sys|dev)?(\/|$)/
+
+// A volume other than the agent's home at its home or a folder above it. The
+// API server refuses two mounts at one path by comparing the strings, so
+// "/home/vault/" passes beside "/home/vault"; the runtime cleans both and
+// mounts the later one over the home, where the agent writes its token.
+function overHome(mount: JsonObject): boolean {
+  if (mount.name === VOLUME.homeInit || mount.name === VOLUME.homeSidecar || typeof mount.mountPath !== 'string') return false
+  const path = posix.normalize(mount.mountPath).replace(/\/+$/, '') || '/'
+  return path === MOUNT_PATH.home || MOUNT_PATH.home.startsWith(`${path === '/' ? '' : path}/`)
+}
 
 // Environment variables a patch may change without changing what is judged.
 const HARMLESS_ENV = new Set(['VAULT_LOG_LEVEL', 'VAULT_LOG_FORMAT', 'GOMAXPROCS', 'GOMEMLIMIT', 'TZ'])
