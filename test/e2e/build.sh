@@ -13,7 +13,9 @@
 # it does not build, the other scenarios still run and the differential test
 # fails, saying so. csi-driver (the CSI driver's side of a provider mount,
 # test/e2e/go/csi-driver/main.go) is optional: without it the CSI scenario is
-# skipped with the reason. Helm, kubeconform and kustomize (the chart and
+# skipped with the reason. secrets-store-csi-driver (the driver's own binary,
+# test/e2e/go/secrets-store-csi-driver, with monis.app/mlog replaced by ./mlog)
+# is optional too. Helm, kubeconform and kustomize (the chart and
 # kustomize install tests) are built too: without them those tests fail,
 # saying so. A compile error is remembered per go.mod (no 10-minute retry
 # on every run); a download error is not.
@@ -60,9 +62,10 @@ build() { # name [module folder under go/, when several programs share one]
     wraps=${wraps:-github.com/hashicorp/$name}
     version=$(cd "$dir" && go list -m -f '{{.Version}}' "$wraps") || { log "$name: cannot resolve $wraps"; return 1; }
   fi
-  # Every file of the folder (go.mod, go.sum and any main.go): a changed source
-  # is a new build. For the tool-only folders this is the hash of go.mod+go.sum.
-  hash=$(cat "$dir"/* | sha256sum | cut -c1-12)
+  # Every file of the folder and its subfolders (go.mod, go.sum, any main.go, a
+  # replaced module's sources): a changed source is a new build. For the
+  # tool-only folders this is the hash of go.mod+go.sum.
+  hash=$(find "$dir" -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
   key=$name-$version-$hash
   out=$CACHE/builds/$key/$name
   if [ -x "$out" ]; then
@@ -130,6 +133,11 @@ fi
 # own module (test/e2e/go/csi-driver/main.go).
 if ! build csi-driver; then
   log "csi-driver: the CSI provider scenario will be skipped"
+fi
+# The driver's own binary (test/e2e/go/secrets-store-csi-driver: monis.app/mlog,
+# which the module proxy does not serve, replaced by a small module of ours).
+if ! build secrets-store-csi-driver; then
+  log "secrets-store-csi-driver: the real driver's NodePublishVolume check will be skipped"
 fi
 for name in helm kubeconform kustomize; do
   if ! build "$name"; then

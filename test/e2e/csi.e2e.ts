@@ -2,14 +2,17 @@
 // played by the driver's own code (test/e2e/go/csi-driver, built from
 // sigs.k8s.io/secrets-store-csi-driver v1.6.0: its gRPC client stubs and the
 // atomic writer that lays out ..data), a real Vault dev server with Kubernetes
-// auth against the e2e kube-apiserver, and pod tokens from the TokenRequest API.
+// auth against the e2e kube-apiserver, and pod tokens from the TokenRequest API;
+// last, the driver's own binary (test/e2e/go/secrets-store-csi-driver) serving
+// NodePublishVolume in front of our provider, as the kubelet calls it.
 import t from 'tap'
-import { CoreV1Api } from '@kubernetes/client-node'
-import { execFile } from 'node:child_process'
-import { existsSync, lstatSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node'
+import { execFile, spawnSync } from 'node:child_process'
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseAllDocuments, stringify } from 'yaml'
-import { BIN, ROOT, serviceAccountToken, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
+import { BIN, freePort, ROOT, serviceAccountToken, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
 import { startVault, type DevVault } from './vault.ts'
 
 type Obj = Record<string, any>
@@ -27,6 +30,8 @@ let vault: DevVault
 let vaultAddr = ''
 let provider: Process
 let socket = ''
+let driver: Process | undefined
+const published: string[] = []
 
 const vaultApi = (method: string, path: string, body?: unknown): Promise<Obj> => vault.api(method, path, body)
 
@@ -102,6 +107,9 @@ t.before(async () => {
   })
 })
 t.teardown(async () => {
+  // A tmpfs the real driver mounted and a failed test left behind, before the folder is removed.
+  for (const target of published) spawnSync('umount', ['-l', target])
+  await driver?.stop()
   await provider?.stop()
   await vault?.stop()
   await cp?.stop()
@@ -200,4 +208,86 @@ t.test('Vault\'s refusal reaches the driver naming the object and Vault\'s answe
   const run = await mountFor('webapp-missing', spc, pod, join(cp.dir, 'pods', pod.metadata.uid, 'mount'), { audience: 'vault' })
   t.not(run.code, 0)
   t.match(run.stderr, /object "old-password": Vault answered 404 for GET \/v1\/secret\/data\/db-pass/)
+})
+
+// The real driver binary (test/e2e/go/secrets-store-csi-driver) needs to mount a tmpfs: root and a mount it may make.
+const DRIVER = join(BIN, 'secrets-store-csi-driver')
+function driverSkip(): string | undefined {
+  if (!existsSync(DRIVER)) return `no secrets-store-csi-driver binary in ${BIN}: test/e2e/build.sh could not build it`
+  if (process.getuid?.() !== 0) return 'the driver mounts a tmpfs: needs root'
+  const probe = mkdtempSync(join(tmpdir(), 'csi-mount-probe-'))
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { encoding: 'utf8' })
+  if (mounted.status === 0) spawnSync('umount', [probe])
+  rmSync(probe, { recursive: true, force: true })
+  return mounted.status === 0 ? undefined : `the driver mounts a tmpfs, which is not permitted here: ${mounted.stderr.trim()}`
+}
+
+const isMountPoint = (path: string): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => line.split(' ')[4] === path)
+
+t.test('the real driver binary (v1.6.0): its NodePublishVolume mounts a tmpfs, asks our provider, writes the files and records our versions in the SecretProviderClassPodStatus', { skip: driverSkip() }, async (t) => {
+  const ext = cp.kubeConfig.makeApiClient(ApiextensionsV1Api)
+  for (const file of ['secretproviderclasses', 'secretproviderclasspodstatuses']) {
+    const crd = parseAllDocuments(readFileSync(join(ROOT, `test/e2e/fixtures/${file}.crd.yaml`), 'utf8'))[0]!.toJS() as Obj
+    await ext.createCustomResourceDefinition({ body: crd as never })
+    await waitFor(`the ${file} CRD to be established`, async () => ((await ext.readCustomResourceDefinition({ name: crd.metadata.name })).status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'))
+  }
+  const custom = cp.kubeConfig.makeApiClient(CustomObjectsApi)
+  const GROUP = 'secrets-store.csi.x-k8s.io'
+  // The class as a user applies it: the driver reads it from the API server.
+  await waitFor('the SecretProviderClass stored', async () => {
+    await custom.createNamespacedCustomObject({ group: GROUP, version: 'v1', namespace: NS, plural: 'secretproviderclasses', body: exampleClass() })
+    return true
+  })
+  const pod = await createPod('webapp-node', 'vault-database')
+
+  const driverSocket = join(cp.dir, 'driver', 'csi.sock')
+  mkdirSync(join(cp.dir, 'driver'))
+  // As the driver's DaemonSet runs it, with the admin's kubeconfig instead of its ServiceAccount.
+  driver = start(DRIVER, ['--endpoint', `unix://${driverSocket}`, '--nodeid', 'node-1', '--provider-volume', join(cp.dir, 'providers'), '--metrics-addr', `127.0.0.1:${await freePort()}`, '--kubeconfig', cp.kubeconfigPath, '-v', '2'])
+  await waitFor('the driver\'s socket', async () => {
+    if (driver!.child.exitCode !== null) throw new Error(`the driver exited: ${driver!.output.join('').slice(-3000)}`)
+    return existsSync(driverSocket)
+  })
+
+  // What the kubelet sends for the pod's inline volume (podInfoOnMount, tokenRequests [{audience: vault}]).
+  const token = await serviceAccountToken(cp, NS, 'webapp-sa', ['vault'], 600)
+  const context = {
+    secretProviderClass: 'vault-database',
+    'csi.storage.k8s.io/pod.name': pod.metadata.name,
+    'csi.storage.k8s.io/pod.namespace': NS,
+    'csi.storage.k8s.io/pod.uid': pod.metadata.uid,
+    'csi.storage.k8s.io/serviceAccount.name': 'webapp-sa',
+    'csi.storage.k8s.io/ephemeral': 'true',
+    'csi.storage.k8s.io/serviceAccount.tokens': JSON.stringify({ vault: { token, expirationTimestamp: new Date(Date.now() + 600_000).toISOString() } }),
+  }
+  const contextFile = join(cp.dir, 'node-context.json')
+  writeFileSync(contextFile, JSON.stringify(context))
+  const target = join(cp.dir, 'kubelet/pods', pod.metadata.uid, 'volumes/kubernetes.io~csi/secrets-store-inline/mount')
+  const volumeId = `csi-${pod.metadata.uid.replaceAll('-', '')}`
+  const node = (command: string, ...extra: string[]): Promise<DriverRun> =>
+    new Promise((resolve) => execFile(join(BIN, 'csi-driver'), [command, '-endpoint', driverSocket, '-volume-id', volumeId, '-target', target, ...extra], (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr })))
+
+  published.push(target)
+  const publish = await node('node-publish', '-volume-context', contextFile)
+  t.equal(publish.code, 0, publish.stderr || 'NodePublishVolume')
+  t.ok(isMountPoint(target), 'the target is a mount point (the driver\'s tmpfs)')
+  t.equal(readFileSync(join(target, 'db-password'), 'utf8'), 'rotated-s3cret', 'the file has Vault\'s current value')
+  t.ok(lstatSync(join(target, '..data')).isSymbolicLink(), 'in the atomic writer\'s ..data layout')
+  t.equal(modeOf(join(target, 'db-user')), 0o600, 'filePermission from the class')
+
+  const statusName = `${pod.metadata.name}-${NS}-vault-database`
+  const status = (await custom.getNamespacedCustomObject({ group: GROUP, version: 'v1', namespace: NS, plural: 'secretproviderclasspodstatuses', name: statusName })) as Obj
+  t.match(status.status, { podName: 'webapp-node', secretProviderClassName: 'vault-database', mounted: true, targetPath: target })
+  const recorded = Object.fromEntries((status.status.objects as { id: string; version: string }[]).map((o) => [o.id, o.version]))
+  // The same provider process gives the same versions to the same contents: a direct Mount shows them.
+  const direct = await mountFor('webapp-node-direct', exampleClass(), pod, join(cp.dir, 'pods', pod.metadata.uid, 'direct'), { audience: 'vault' })
+  t.same(recorded, JSON.parse(direct.stdout), 'the status object holds the versions our provider returned')
+  const line = provider.output.join('').split('\n').filter((l) => l.includes('"csi mount"')).map((l) => JSON.parse(l) as Obj).find((l) => l.pod === 'webapp-node')
+  t.match(line, { decision: 'mount', namespace: NS, serviceAccount: 'webapp-sa', role: 'database', logins: 1 }, 'judged and audited as any mount')
+
+  const unpublish = await node('node-unpublish')
+  t.equal(unpublish.code, 0, unpublish.stderr || 'NodeUnpublishVolume')
+  t.notOk(isMountPoint(target), 'unmounted')
+  published.pop()
+  t.notMatch(driver.output.join(''), /rotated-s3cret/, 'no secret value in the driver\'s log')
 })

@@ -7,6 +7,7 @@ module vault-injector.dev/e2e/csi-driver
 go 1.25.9
 
 require (
+	github.com/container-storage-interface/spec v1.6.0
 	google.golang.org/grpc v1.79.3
 	sigs.k8s.io/secrets-store-csi-driver v1.6.0
 	sigs.k8s.io/yaml v1.4.0
@@ -15,6 +16,7 @@ require (
 require (
 	github.com/go-logr/logr v1.4.3 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
+	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/google/gofuzz v1.2.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect

@@ -10,6 +10,7 @@
 //	csi-driver -socket DIR/vault.sock -spc spc.yaml -volume-context ctx.json \
 //	    -tokens tokens.json -target DIR [-current-versions versions.json]
 //	csi-driver -socket DIR/vault.sock -version
+//	csi-driver node-publish|node-unpublish ...   (node.go: the kubelet's calls to the real driver)
 //
 // Prints the object versions the provider returned as one JSON object.
 package main
@@ -58,6 +59,9 @@ func readJSON(path string, into any) {
 }
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "node-publish" || os.Args[1] == "node-unpublish") {
+		nodeMain(os.Args[1], os.Args[2:])
+	}
 	socket := flag.String("socket", "", "the provider's unix socket")
 	version := flag.Bool("version", false, "call Version instead of Mount")
 	spcFile := flag.String("spc", "", "SecretProviderClass YAML")
