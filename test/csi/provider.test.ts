@@ -178,6 +178,30 @@ t.test('a namespace whose labels are unknown: rules that select by label judge t
   }
 })
 
+// An app team's class against a rule that allows one path: every way of writing a secretPath is either denied
+// or read from Vault at exactly the path the policy judged (a query aside), and a method other than GET
+// changes nothing about which path is judged.
+t.test('what the policy judges is what the provider reads: every spelling of a secretPath', async (t) => {
+  const vault = await fakeVault()
+  t.teardown(() => vault.close())
+  vault.kv.set('secret/data/db', { password: 'x' })
+  const policy = `apiVersion: vault-injector.dev/v1alpha1\nkind: InjectorPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: team-a\n      namespaces: {names: [team-a]}\n      allow: {roles: [web], secretPaths: ["secret/data/db"]}\n`
+  const p = provider(vault, [], policy)
+  t.teardown(() => p.close())
+  const spellings = ['secret/data/db', '/secret/data/db', 'v1/secret/data/db', '/v1/secret/data/db', 'secret/data/db?version=1', 'secret/data/db?/../../team-b/x', '//v1/secret/data/team-b', '/v1/v1/secret/data/db', 'secret/data/db/', 'secret/data//db', 'secret/data/db/../../team-b', 'secret/data/./db', 'secret/data/%64b', 'secret\\data\\db', 'secret/data/db#x', 'secret/data/team-b', 'auth/token/create']
+  for (const secretPath of spellings) {
+    for (const method of ['', 'POST']) {
+      const before = vault.requests.length
+      const objects = `- objectName: pw\n  secretPath: ${JSON.stringify(secretPath)}\n${method ? `  method: ${method}\n` : ''}`
+      const outcome = await p.mount(request({ objects })).then(() => 'mounted', (e: Error) => e.message)
+      const reads = vault.requests.slice(before).filter((r) => !r.path.startsWith('/v1/auth/kubernetes/login')).map((r) => r.path.split('?')[0])
+      if (outcome === 'mounted') t.same(reads, ['/v1/secret/data/db'], `${method || 'GET'} ${secretPath}: read at the judged path only`)
+      else if (/denied by the vault-injector policy/.test(outcome)) t.same(reads, [], `${method || 'GET'} ${secretPath}: denied, no read`)
+      else t.ok(reads.every((r) => r === '/v1/secret/data/db'), `${method || 'GET'} ${secretPath}: failed (${outcome.slice(0, 80)}); nothing read but the judged path`)
+    }
+  }
+})
+
 t.test('Go-style JSON: sorted keys, HTML escapes, numbers as sent', async (t) => {
   t.equal(goJson(parseVaultJson('{"b":1.50,"a":[true,null,"<x>"],"\u00e9":{"z":1e3,"y":12345678901234567890}}')), '{"a":[true,null,"\\u003cx\\u003e"],"b":1.50,"é":{"y":12345678901234567890,"z":1e3}}')
   t.equal(goJson('tab\there\u2028\u0001'), '"tab\\there\\u2028\\u0001"')
