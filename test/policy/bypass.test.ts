@@ -154,6 +154,23 @@ t.test('the review command answers a bypass as the webhook does', async (t) => {
   t.same(answer, admit(review, { settings: defaultSettings(), policy: parsePolicy(PINS, 'p') }).body.response, 'the same answer as the webhook')
 })
 
+// The platform pins the CA file (a policy default of ca-cert under /vault/tls or /vault/custom) and the Secret
+// it comes from; a pod that names its own tls-secret or agent-extra-secret picks the CA the agent trusts as
+// Vault's, which is what the ca-cert escape hatch guards.
+const PLATFORM_CA = (key: string, dir: string): string => PINS.replace('defaults:\n', `defaults:\n        ${V}ca-cert: ${dir}/ca.crt\n        ${V}${key}: vault-ca\n`)
+for (const [key, dir] of [['tls-secret', '/vault/tls'], ['agent-extra-secret', '/vault/custom']] as const) {
+  t.test(`bypass: the pod's own ${key} under the platform's ca-cert (${dir}/ca.crt) picks the CA the agent trusts`, async (t) => {
+    const platform = everyEntryPoint(podFor({ annotations: SECRET }), PLATFORM_CA(key, dir))
+    t.equal(platform.webhook.decision, 'inject', platform.webhook.reason || 'the platform\'s own CA Secret passes')
+    const seen = everyEntryPoint(podFor({ annotations: { ...SECRET, [`${V}${key}`]: 'my-ca' } }), PLATFORM_CA(key, dir))
+    t.equal(seen.webhook.decision, 'deny')
+    t.match(seen.webhook.reason, new RegExp(`escape hatch ca-cert: vault.hashicorp.com/${key} picks the Secret of ${dir}/ca.crt`))
+    agree(t, seen, key)
+    const allowed = everyEntryPoint(podFor({ annotations: { ...SECRET, [`${V}${key}`]: 'my-ca' } }), PLATFORM_CA(key, dir).replace('agentImages: ["hashicorp/vault:*"]', 'agentImages: ["hashicorp/vault:*"]\n        escapeHatches: [ca-cert]'))
+    t.equal(allowed.webhook.decision, 'inject', allowed.webhook.reason || 'allowed by a rule that lists ca-cert')
+  })
+}
+
 t.test('bypass: agent-enable-quit never lends the token unnoticed', async (t) => {
   const seen = everyEntryPoint(podFor({ annotations: { ...SECRET, [`${V}agent-enable-quit`]: 'true' } }), PINS)
   agree(t, seen, 'enable-quit')
