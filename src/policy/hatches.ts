@@ -7,7 +7,8 @@
 import type { JsonObject } from '../engine/types.ts'
 import type { Facts } from './effective.ts'
 import { parseAddress } from './address.ts'
-import { OWNED_CONTAINERS, VOLUME } from '../engine/names.ts'
+import { MOUNT_PATH, OWNED_CONTAINERS, VOLUME } from '../engine/names.ts'
+import { posix } from 'node:path'
 
 export const ESCAPE_HATCHES = [
   'agent-json-patch',
@@ -94,6 +95,19 @@ export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, s
   }
   if (own(annotations, defaults, `${V}agent-inject-token`) !== undefined && TRUE.test(String(annotations[`${V}agent-inject-token`]))) {
     add('agent-inject-token', 'vault.hashicorp.com/agent-inject-token hands the Vault token to the app, which can then read any path the role allows')
+  }
+  // The CA the agents trust as Vault's, read from a Secret the pod names: a
+  // ca-cert (or ca-path) the platform set under /vault/tls or /vault/custom
+  // trusts whatever the pod's own tls-secret or agent-extra-secret holds.
+  if (own(annotations, defaults, `${V}ca-cert`) === undefined) {
+    const caFiles = [...new Set(facts.agents.flatMap((a) => {
+      const vault = isObject(a.config?.vault) ? a.config.vault : {}
+      return [vault.ca_cert, vault.ca_path].filter((f): f is string => typeof f === 'string' && f !== '').map((f) => posix.normalize(f))
+    }))]
+    for (const [key, dir] of [['tls-secret', MOUNT_PATH.tlsSecrets], ['agent-extra-secret', MOUNT_PATH.extraSecrets]] as const) {
+      const picked = caFiles.filter((f) => f.startsWith(`${dir}/`))
+      if (own(annotations, defaults, `${V}${key}`) !== undefined && picked.length > 0) add('ca-cert', `vault.hashicorp.com/${key} picks the Secret of ${listed(picked)}, the CA the agent trusts as Vault's`)
+    }
   }
   const spec = isObject(pod.spec) ? pod.spec : {}
   const stolen = facts.agents.length > 0 ? tokenVolumeMounts(spec) : []
