@@ -7,7 +7,9 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
 import { join } from 'node:path'
 import tls from 'node:tls'
+import { parsePolicy } from '../../src/policy/load.ts'
 import { generateServingCert } from '../../src/tls/ca.ts'
+import { PINS } from '../helpers/policies.ts'
 import { annotatedPod } from '../helpers/pods.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
 
@@ -286,4 +288,28 @@ t.test('drain: 32 keep-alive clients sending back to back lose no review', async
   t.equal(outcome.failed, 0, `no review failed: ${failures.slice(0, 3).join('; ')}`)
   t.ok(okBeforeClose > 32, `reviews answered during the drain (${okBeforeClose})`)
   t.ok(outcome.closeHeaders > 0, 'answers during the drain say Connection: close')
+})
+
+// A noisy neighbour at the API server's limits: pods whose annotations fill the 256 KiB the API server allows
+// (thousands of secrets outside the policy, a template of a quarter MiB), sent alongside a good review. Each is
+// answered, the denial lists at most 20 findings and a count of the rest, and the good review is answered too.
+t.test('pods at the annotation size limit: answered, findings bounded, good reviews still served', async (t) => {
+  const policy = parsePolicy(PINS, 'pins')
+  const s = await startServer({}, { policy: () => policy })
+  t.teardown(() => s.server.close())
+  const secrets: Record<string, string> = {}
+  for (let i = 0; i < 3_000; i++) secrets[`vault.hashicorp.com/agent-inject-secret-s${i}`] = `secret/data/team-b/${i}`
+  const template = { 'vault.hashicorp.com/agent-inject-template-x': '{{ with secret "secret/data/team-b/x" }}' + '{{ .Data }}'.repeat(23_000) + '{{ end }}' }
+  const pods = [annotatedPod(secrets), annotatedPod(template)]
+  for (const pod of pods) t.ok(JSON.stringify(pod.metadata).length > 200_000, 'annotations near the API server\'s 256 KiB')
+  const answers = await Promise.all([...pods, ...pods].map((pod) => s.request('/mutate', { body: review(pod) })))
+  for (const r of answers) {
+    t.equal(r.status, 200)
+    const response = r.json().response
+    t.equal(response.allowed, false)
+    const findings = String(response.status.message).split('; ')
+    t.ok(findings.length <= 21, `${findings.length} findings in the denial (20 and a count of the rest at most)`)
+  }
+  t.match(answers[0]!.json().response.status.message, /more policy finding\(s\) not shown/)
+  t.ok(await stillServes(s))
 })
