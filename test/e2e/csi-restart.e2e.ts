@@ -5,12 +5,12 @@
 // vault-injector ServiceAccount with manifests/base/rbac.yaml and the CSI
 // component's restart-rbac.yaml, so RBAC is shown to suffice.
 import t from 'tap'
-import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node'
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
 import { RESTARTED_AT, RESTARTER_READY } from '../../src/kube/csi-restart.ts'
-import { dryRunCreate, installInjectorIdentity, ROOT, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector } from './harness.ts'
+import { dryRunCreate, installFixtureCrd, installInjectorIdentity, ROOT, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector } from './harness.ts'
 
 type Obj = Record<string, any>
 const NS = 'shop'
@@ -24,10 +24,7 @@ let injector: Injector
 
 t.before(async () => {
   cp = await startControlPlane()
-  const crd = parseAllDocuments(readFileSync(join(ROOT, 'test/e2e/fixtures/secretproviderclasspodstatuses.crd.yaml'), 'utf8'))[0]!.toJS() as Obj
-  const ext = cp.kubeConfig.makeApiClient(ApiextensionsV1Api)
-  await ext.createCustomResourceDefinition({ body: crd as never })
-  await waitFor('the CRD to be established', async () => ((await ext.readCustomResourceDefinition({ name: crd.metadata.name })).status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'))
+  await installFixtureCrd(cp, 'secretproviderclasspodstatuses')
   const kubeconfig = await installInjectorIdentity(cp)
   const objects = KubernetesObjectApi.makeApiClient(cp.kubeConfig)
   for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'manifests/csi-provider/restart-rbac.yaml'), 'utf8'))) await objects.create(doc.toJS() as KubernetesObject)

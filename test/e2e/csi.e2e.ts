@@ -6,13 +6,13 @@
 // last, the driver's own binary (test/e2e/go/secrets-store-csi-driver) serving
 // NodePublishVolume in front of our provider, as the kubelet calls it.
 import t from 'tap'
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node'
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node'
 import { execFile, spawnSync } from 'node:child_process'
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseAllDocuments, stringify } from 'yaml'
-import { BIN, freePort, ROOT, serviceAccountToken, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
+import { BIN, freePort, installFixtureCrd, ROOT, serviceAccountToken, start, startControlPlane, waitFor, type ControlPlane, type Process } from './harness.ts'
 import { startVault, type DevVault } from './vault.ts'
 
 type Obj = Record<string, any>
@@ -225,12 +225,7 @@ function driverSkip(): string | undefined {
 const isMountPoint = (path: string): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => line.split(' ')[4] === path)
 
 t.test('the real driver binary (v1.6.0): its NodePublishVolume mounts a tmpfs, asks our provider, writes the files and records our versions in the SecretProviderClassPodStatus', { skip: driverSkip() }, async (t) => {
-  const ext = cp.kubeConfig.makeApiClient(ApiextensionsV1Api)
-  for (const file of ['secretproviderclasses', 'secretproviderclasspodstatuses']) {
-    const crd = parseAllDocuments(readFileSync(join(ROOT, `test/e2e/fixtures/${file}.crd.yaml`), 'utf8'))[0]!.toJS() as Obj
-    await ext.createCustomResourceDefinition({ body: crd as never })
-    await waitFor(`the ${file} CRD to be established`, async () => ((await ext.readCustomResourceDefinition({ name: crd.metadata.name })).status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'))
-  }
+  for (const name of ['secretproviderclasses', 'secretproviderclasspodstatuses']) await installFixtureCrd(cp, name)
   const custom = cp.kubeConfig.makeApiClient(CustomObjectsApi)
   const GROUP = 'secrets-store.csi.x-k8s.io'
   // The class as a user applies it: the driver reads it from the API server.

@@ -2,7 +2,7 @@
 // runtime's envtest runs them: no kubelet, pods are stored, not run), the real
 // vault-injector server as a child process, and a real Vault dev server.
 // Certificates and the kubeconfig come from the project's own src/tls/ca.ts.
-import { CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node'
+import { ApiextensionsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, X509Certificate } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -282,6 +282,15 @@ export async function dryRunCreate(cp: Pick<ControlPlane, 'apiUrl' | 'kubeConfig
     req.on('error', reject)
     req.end(JSON.stringify(object))
   })
+}
+
+// A CRD from test/e2e/fixtures/<name>.crd.yaml (the Secrets Store CSI Driver's,
+// unchanged), created and waited for until the API server says Established.
+export async function installFixtureCrd(cp: Pick<ControlPlane, 'kubeConfig'>, name: string): Promise<void> {
+  const crd = parseAllDocuments(readFileSync(join(ROOT, `test/e2e/fixtures/${name}.crd.yaml`), 'utf8'))[0]!.toJS() as { metadata: { name: string } }
+  const ext = cp.kubeConfig.makeApiClient(ApiextensionsV1Api)
+  await ext.createCustomResourceDefinition({ body: crd as never })
+  await waitFor(`the ${crd.metadata.name} CRD to be established`, async () => ((await ext.readCustomResourceDefinition({ name: crd.metadata.name })).status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'))
 }
 
 export interface Injector {

@@ -10,14 +10,14 @@
 // and `helm upgrade --set injector.replicas=1`: no leader election, no Role,
 // the certificate in memory, a pod injected again.
 import t from 'tap'
-import { ApiextensionsV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api, type KubernetesObject } from '@kubernetes/client-node'
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api, type KubernetesObject } from '@kubernetes/client-node'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { parseAllDocuments, parse } from 'yaml'
 import { RESTARTER_READY } from '../../src/kube/csi-restart.ts'
 import { parsePolicy } from '../../src/policy/load.ts'
-import { BIN, dryRunCreate, ROOT, startControlPlane, waitFor, type ControlPlane } from './harness.ts'
+import { BIN, dryRunCreate, installFixtureCrd, ROOT, startControlPlane, waitFor, type ControlPlane } from './harness.ts'
 import { writeKubeconformSchemas } from './openapi-schemas.ts'
 import { canRunPods, createUntilInjected, runDeployment, type Pod } from './workloads.ts'
 
@@ -215,10 +215,7 @@ t.test('helm install into the API server: the Deployment runs, elects a leader t
 t.test('helm upgrade --set csi.enabled=true: the provider DaemonSet is installed, and the webhook\'s replica, with the chart\'s RBAC, watches the driver\'s status objects and is ready to roll workloads', { skip }, async (t) => {
   for (const p of pods) await p.stop()
   // The driver's CRD, as its chart installs it.
-  const crd = parseAllDocuments(readFileSync(join(ROOT, 'test/e2e/fixtures/secretproviderclasspodstatuses.crd.yaml'), 'utf8'))[0]!.toJS() as Obj
-  const ext = cp.kubeConfig.makeApiClient(ApiextensionsV1Api)
-  await ext.createCustomResourceDefinition({ body: crd as never })
-  await waitFor('the CRD to be established', async () => ((await ext.readCustomResourceDefinition({ name: crd.metadata.name })).status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True'))
+  await installFixtureCrd(cp, 'secretproviderclasspodstatuses')
   const upgraded = helm('upgrade', 'vault-injector', CHART, '--namespace', NS, '--set', 'injector.replicas=1', '--set', 'csi.enabled=true')
   t.equal(upgraded.status, 0, upgraded.status === 0 ? 'helm upgrade --set csi.enabled=true' : upgraded.stderr)
   const ds = await cp.kubeConfig.makeApiClient(AppsV1Api).readNamespacedDaemonSet({ namespace: NS, name: 'vault-injector-csi-provider' })
