@@ -48,14 +48,25 @@ const kustomize = join(process.env.VAULT_INJECTOR_E2E_CACHE ?? join(process.env.
 t.test('kustomize: the component on top of the injector', { skip: existsSync(kustomize) ? false : 'no kustomize in the e2e cache (test/e2e/build.sh)' }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'csi-kustomize-'))
   // Relative paths out of the kustomization's folder need LoadRestrictionsNone.
-  writeFileSync(join(work, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [${relative(work, join(root, 'manifests'))}]\ncomponents: [${relative(work, dir)}]\n`)
-  const r = spawnSync(kustomize, ['build', '--load-restrictor', 'LoadRestrictionsNone', work], { encoding: 'utf8' })
-  t.equal(r.status, 0, r.stderr)
-  const kinds = parseAllDocuments(r.stdout).map((d) => `${(d.toJS() as Obj).kind}/${(d.toJS() as Obj).metadata.name}`)
+  const build = (components: string[]): Obj[] => {
+    writeFileSync(join(work, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [${relative(work, join(root, 'manifests'))}]\ncomponents: [${components.map((c) => relative(work, c)).join(', ')}]\n`)
+    const r = spawnSync(kustomize, ['build', '--load-restrictor', 'LoadRestrictionsNone', work], { encoding: 'utf8' })
+    t.equal(r.status, 0, r.stderr)
+    return parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj)
+  }
+  const restartEnv = (objects: Obj[]): boolean => objects.find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].env.some((e: Obj) => e.name === 'AGENT_INJECT_CSI_RESTART_ON_ROTATION' && e.value === 'true')
+  const provider = build([dir])
+  const kinds = provider.map((o) => `${o.kind}/${o.metadata.name}`)
   t.ok(kinds.includes('Deployment/vault-injector'))
   t.ok(kinds.includes('DaemonSet/vault-injector-csi-provider'))
-  t.ok(kinds.includes('ClusterRole/vault-injector-csi-restart'))
-  const deployment = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj).find((o) => o.kind === 'Deployment')!
-  t.ok(deployment.spec.template.spec.containers[0].env.some((e: Obj) => e.name === 'AGENT_INJECT_CSI_RESTART_ON_ROTATION' && e.value === 'true'), 'the webhook rolls workloads on rotation')
+  t.notOk(provider.some((o) => o.metadata.name === 'vault-injector-csi-restart'), 'the provider alone: no restart RBAC (no patch on workloads)')
+  t.notOk(restartEnv(provider), 'and the webhook rolls nothing')
+  const restart = build([dir, join(root, 'manifests/csi-restart')])
+  const rules = restart.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'vault-injector-csi-restart')!.rules
+  t.same(rules.filter((r: Obj) => r.verbs.includes('patch')), [{ apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'daemonsets'], verbs: ['get', 'patch'] }], 'with manifests/csi-restart: patch on the three workload kinds, nothing else patched')
+  t.ok(restartEnv(restart), 'the webhook rolls workloads on rotation')
+  const pod = restart.find((o) => o.kind === 'DaemonSet')!.spec.template.spec
+  t.ok(pod.containers[0].args.includes('--hmac-key-file=/etc/vault-injector/csi-hmac/key'), 'and the provider keeps its versions across restarts with a fixed HMAC key')
+  t.same(pod.volumes.find((v: Obj) => v.name === 'hmac'), { name: 'hmac', secret: { secretName: 'vault-injector-csi-hmac' } })
   t.equal(spawnSync(kustomize, ['build', dir], { encoding: 'utf8' }).status, 0, 'the component alone builds too')
 })

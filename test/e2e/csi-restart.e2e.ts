@@ -3,7 +3,7 @@
 // the way the driver writes them (name <pod>-<namespace>-<class>, owned by the
 // pod, status.objects id/version), and the webhook's `serve` running as the
 // vault-injector ServiceAccount with manifests/base/rbac.yaml and the CSI
-// component's restart-rbac.yaml, so RBAC is shown to suffice.
+// restart component's manifests/csi-restart/restart-rbac.yaml, so RBAC is shown to suffice.
 import t from 'tap'
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node'
 import { readFileSync } from 'node:fs'
@@ -27,7 +27,7 @@ t.before(async () => {
   await installFixtureCrd(cp, 'secretproviderclasspodstatuses')
   const kubeconfig = await installInjectorIdentity(cp)
   const objects = KubernetesObjectApi.makeApiClient(cp.kubeConfig)
-  for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'manifests/csi-provider/restart-rbac.yaml'), 'utf8'))) await objects.create(doc.toJS() as KubernetesObject)
+  for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'manifests/csi-restart/restart-rbac.yaml'), 'utf8'))) await objects.create(doc.toJS() as KubernetesObject)
   await cp.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } })
   // No controller-manager: the namespace's default ServiceAccount is made by hand.
   await cp.kubeConfig.makeApiClient(CoreV1Api).createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'default' } } })
@@ -184,11 +184,13 @@ t.test('a DaemonSet (the pod\'s direct owner) is rolled as `kubectl rollout rest
   t.notMatch(injector.process.output.join(''), /forbidden/i, 'RBAC allowed every call')
 })
 
-t.test('every object of manifests/csi-provider passes the API server with dry run and strict field validation', async (t) => {
-  const dir = join(ROOT, 'manifests/csi-provider')
-  const files = (parseAllDocuments(readFileSync(join(dir, 'kustomization.yaml'), 'utf8'))[0]!.toJS() as { resources: string[] }).resources
+t.test('every object of manifests/csi-provider and manifests/csi-restart passes the API server with dry run and strict field validation', async (t) => {
+  const files = ['csi-provider', 'csi-restart'].flatMap((component) => {
+    const dir = join(ROOT, 'manifests', component)
+    return (parseAllDocuments(readFileSync(join(dir, 'kustomization.yaml'), 'utf8'))[0]!.toJS() as { resources: string[] }).resources.map((file) => join(dir, file))
+  })
   for (const file of files) {
-    for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
+    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
       const object = doc.toJS() as KubernetesObject
       // The restart RBAC was created above for real: a dry run of a new name checks the same fields.
       const answer = await dryRunCreate(cp, { ...object, metadata: { ...object.metadata, name: `${object.metadata!.name}-dry` } })

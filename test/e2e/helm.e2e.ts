@@ -134,21 +134,22 @@ t.test('the chart\'s objects: least-privilege RBAC, hardened pods, the webhook a
   t.match(vhEnv, { AGENT_INJECT_VAULT_ADDR: 'https://vault.example.com:8200', AGENT_INJECT_VAULT_AUTH_PATH: 'auth/k8s', AGENT_INJECT_DEFAULT_TEMPLATE: 'json', AGENT_INJECT_TEMPLATE_STATIC_SECRET_RENDER_INTERVAL: '5m', AGENT_INJECT_VAULT_IMAGE: 'hashicorp/vault:1.21.2' })
 })
 
-t.test('csi.enabled renders the kustomize component\'s DaemonSet and restart RBAC; the provider\'s rights follow what it uses', { skip }, async (t) => {
+t.test('csi.enabled renders the kustomize components\' DaemonSet and (opt-in) restart RBAC; the provider\'s rights follow what it uses', { skip }, async (t) => {
   // The component in an overlay with the chart's namespace, built by the real kustomize.
   const overlay = join(cp.dir, 'csi-overlay')
   mkdirSync(overlay)
-  writeFileSync(join(overlay, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: ${NS}\nresources:\n  - ${relative(overlay, join(ROOT, 'manifests'))}\ncomponents:\n  - ${relative(overlay, join(ROOT, 'manifests/csi-provider'))}\n`)
+  writeFileSync(join(overlay, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: ${NS}\nresources:\n  - ${relative(overlay, join(ROOT, 'manifests'))}\ncomponents:\n  - ${relative(overlay, join(ROOT, 'manifests/csi-provider'))}\n  - ${relative(overlay, join(ROOT, 'manifests/csi-restart'))}\n`)
   const built = spawnSync(KUSTOMIZE, ['build', overlay], { encoding: 'utf8' })
   t.equal(built.status, 0, built.stderr || 'kustomize build')
   const kustomized = objectsOf(built.stdout)
-  const chart = objectsOf(render('', 'csi.enabled=true'))
+  const restartOn = ['csi.enabled=true', 'csi.restartOnRotation.enabled=true', 'csi.hmacSecretName=vault-injector-csi-hmac']
+  const chart = objectsOf(render('', ...restartOn))
   const pick = (objects: Obj[], kind: string, name: string): Obj => objects.find((o) => o.kind === kind && o.metadata.name === name)!
   const fromKustomize = pick(kustomized, 'DaemonSet', 'vault-injector-csi-provider')
   const fromChart = pick(chart, 'DaemonSet', 'vault-injector-csi-provider')
   t.ok(fromKustomize && fromChart, 'both make the DaemonSet vault-injector-csi-provider')
   t.equal(fromChart.metadata.namespace, fromKustomize.metadata.namespace)
-  t.same(fromChart.spec.template.spec, fromKustomize.spec.template.spec, 'the same pod: image, args, env, probes, resources, security, tolerations, hostPath')
+  t.same(fromChart.spec.template.spec, fromKustomize.spec.template.spec, 'the same pod: image, args, env, probes, resources, security, tolerations, hostPath, the HMAC key Secret')
   t.same(fromChart.spec.updateStrategy, fromKustomize.spec.updateStrategy)
   // Helm's labels add the release (app.kubernetes.io/instance) to the selector; the name label is the same.
   t.match(fromChart.spec.selector.matchLabels, fromKustomize.spec.selector.matchLabels, 'the selector has the component\'s labels (and the release)')
@@ -158,6 +159,14 @@ t.test('csi.enabled renders the kustomize component\'s DaemonSet and restart RBA
   t.same(restartRules(chart, 'ClusterRole', 'vault-injector-csi-restart'), restartRules(kustomized, 'ClusterRole', 'vault-injector-csi-restart'), 'the webhook\'s restart rights, as the component grants them')
   t.same(restartRules(chart, 'Role', 'vault-injector-csi-restart'), restartRules(kustomized, 'Role', 'vault-injector-csi-restart'), 'and the Lease, with two replicas')
   t.same(pick(chart, 'ClusterRoleBinding', 'vault-injector-csi-restart').subjects, [{ kind: 'ServiceAccount', name: 'vault-injector', namespace: NS }])
+  // Exactly these rights, no more: patch only on the three workload kinds' pod templates (as `kubectl rollout restart`).
+  t.same(restartRules(chart, 'ClusterRole', 'vault-injector-csi-restart'), [
+    { apiGroups: ['secrets-store.csi.x-k8s.io'], resources: ['secretproviderclasspodstatuses'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+    { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['get'] },
+    { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'daemonsets'], verbs: ['get', 'patch'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  ], 'restartOnRotation: exactly the restart rules')
   const envOf = (objects: Obj[]): Record<string, string> => Object.fromEntries(pick(objects, 'Deployment', 'vault-injector').spec.template.spec.containers[0].env.map((e: Obj) => [e.name, e.value]))
   t.equal(envOf(chart).AGENT_INJECT_CSI_RESTART_ON_ROTATION, envOf(kustomized).AGENT_INJECT_CSI_RESTART_ON_ROTATION, 'the webhook rolls workloads, as with the component')
   t.equal(envOf(chart).AGENT_INJECT_USE_LEADER_ELECTOR, 'true', 'one of its replicas, by the Lease')
@@ -165,16 +174,22 @@ t.test('csi.enabled renders the kustomize component\'s DaemonSet and restart RBA
   t.notOk(chart.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'vault-injector-csi-provider'), 'no policy, no token requests: the provider gets no API rights')
 
   t.notOk(objectsOf(render('')).some((o) => o.metadata.name.includes('csi')), 'csi.enabled defaults to false: nothing of it')
-  const noRestart = objectsOf(render('', 'csi.enabled=true', 'csi.restartOnRotation.enabled=false'))
-  t.notOk(noRestart.some((o) => o.metadata.name === 'vault-injector-csi-restart'), 'restartOnRotation off: no restart RBAC')
+  const noRestart = objectsOf(render('', 'csi.enabled=true'))
+  t.notOk(noRestart.some((o) => o.metadata.name === 'vault-injector-csi-restart'), 'csi.enabled alone: restartOnRotation is off, no restart RBAC')
+  const patchRules = noRestart.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((o) => o.rules).filter((r: Obj) => r.verbs.includes('patch') || r.verbs.includes('*'))
+  t.same(patchRules, [{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['vault-injector'], verbs: ['get', 'list', 'watch', 'patch'] }], 'no patch on any workload: only on its own webhook configuration')
   t.equal(envOf(noRestart).AGENT_INJECT_CSI_RESTART_ON_ROTATION, undefined, 'and the webhook does not watch')
-  const oneReplica = objectsOf(render('', 'csi.enabled=true', 'injector.replicas=1'))
+  const noKey = run(HELM, ['template', 'vault-injector', CHART, '--set', 'csi.enabled=true', '--set', 'csi.restartOnRotation.enabled=true'])
+  t.ok(noKey.status !== 0 && /csi.restartOnRotation.enabled needs csi.hmacSecretName/.test(noKey.stderr), `restartOnRotation without an HMAC Secret refused: ${noKey.stderr.trim().slice(0, 120)}`)
+  const oneReplica = objectsOf(render('', ...restartOn, 'injector.replicas=1'))
   t.notOk(oneReplica.some((o) => o.kind === 'Role'), 'one replica: no Lease Role for the restarter')
 
   const full = objectsOf(render(join(CHART, 'ci/csi-values.yaml')))
   t.same(pick(full, 'ClusterRole', 'vault-injector-csi-provider').rules.map((r: Obj) => r.resources[0]), ['namespaces', 'serviceaccounts/token'], 'a policy: namespaces read; requestTokens: token create')
   const pod = pick(full, 'DaemonSet', 'vault-injector-csi-provider').spec.template.spec
   t.same(pod.volumes.find((v: Obj) => v.name === 'policy'), { name: 'policy', configMap: { name: 'vault-injector-policy' } }, 'the webhook\'s policy ConfigMap')
+  // The provider reloads the file in place (test/csi/policy-reload.test.ts): a policy edit must not roll the DaemonSet.
+  t.notOk(Object.keys(pick(full, 'DaemonSet', 'vault-injector-csi-provider').spec.template.metadata.annotations ?? {}).some((k) => k.startsWith('checksum/')), 'no policy checksum on the provider pods')
   t.ok(full.some((o) => o.kind === 'ConfigMap' && o.metadata.name === 'vault-injector-policy'))
   t.match(pod.containers[0].args, ['csi-provider', '--provider-dir=/var/run/secrets-store-csi-providers', '--health-listen=:8080', '--hmac-key-file=/etc/vault-injector/csi-hmac/key', '--vault-mount=k8s'])
   t.equal(pod.volumes.find((v: Obj) => v.name === 'providers').hostPath.path, '/var/run/secrets-store-csi-providers', 'the provider folder, configurable')
@@ -212,12 +227,12 @@ t.test('helm install into the API server: the Deployment runs, elects a leader t
   t.same(values, { injector: { replicas: 1 } })
 })
 
-t.test('helm upgrade --set csi.enabled=true: the provider DaemonSet is installed, and the webhook\'s replica, with the chart\'s RBAC, watches the driver\'s status objects and is ready to roll workloads', { skip }, async (t) => {
+t.test('helm upgrade with csi.enabled and csi.restartOnRotation.enabled: the provider DaemonSet is installed, and the webhook\'s replica, with the chart\'s RBAC, watches the driver\'s status objects and is ready to roll workloads', { skip }, async (t) => {
   for (const p of pods) await p.stop()
   // The driver's CRD, as its chart installs it.
   await installFixtureCrd(cp, 'secretproviderclasspodstatuses')
-  const upgraded = helm('upgrade', 'vault-injector', CHART, '--namespace', NS, '--set', 'injector.replicas=1', '--set', 'csi.enabled=true')
-  t.equal(upgraded.status, 0, upgraded.status === 0 ? 'helm upgrade --set csi.enabled=true' : upgraded.stderr)
+  const upgraded = helm('upgrade', 'vault-injector', CHART, '--namespace', NS, '--set', 'injector.replicas=1', '--set', 'csi.enabled=true', '--set', 'csi.restartOnRotation.enabled=true', '--set', 'csi.hmacSecretName=vault-injector-csi-hmac')
+  t.equal(upgraded.status, 0, upgraded.status === 0 ? 'helm upgrade --set csi.enabled=true,csi.restartOnRotation.enabled=true' : upgraded.stderr)
   const ds = await cp.kubeConfig.makeApiClient(AppsV1Api).readNamespacedDaemonSet({ namespace: NS, name: 'vault-injector-csi-provider' })
   t.equal(ds.spec?.template.spec?.serviceAccountName, 'vault-injector-csi-provider', 'the DaemonSet is in the API server')
   pods = await runDeployment(cp, NS, 'vault-injector', 'vault-injector')
