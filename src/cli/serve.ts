@@ -126,14 +126,21 @@ function printLocalCaNote(localCa: { caFile: string; created: boolean }, address
 // Label selectors in the policy need namespace labels: watched when a cluster
 // is configured. Without one (local runs) no namespace's labels are known, and
 // rules that select by label restrict every namespace their names allow.
+// client-node (~50 MiB resident once loaded) is loaded only where a cluster
+// may be configured (see configured.ts).
 async function namespaceLabelsIfCluster(logger: Logger): Promise<NamespaceLabels | undefined> {
+  const noCluster = (): undefined => {
+    logger.warn({}, 'no cluster configured: namespace labels cannot be read, so policy rules that select namespaces by label apply to every namespace')
+    return undefined
+  }
+  const { clusterMaybeConfigured } = await import('../kube/configured.ts')
+  if (!clusterMaybeConfigured()) return noCluster()
   const { loadKubeConfig } = await import('../kube/client.ts')
   let kc
   try {
     kc = loadKubeConfig()
   } catch {
-    logger.warn({}, 'no cluster configured: namespace labels cannot be read, so policy rules that select namespaces by label apply to every namespace')
-    return undefined
+    return noCluster()
   }
   const { watchNamespaceLabels } = await import('../kube/namespaces.ts')
   return watchNamespaceLabels(kc, logger)
