@@ -71,6 +71,39 @@ function tokenVolumeMounts(spec: JsonObject): string[] {
   return [...new Set(out)]
 }
 
+// Audiences of the projected service-account tokens in these volumes.
+function tokenAudiences(volume: JsonObject): string[] {
+  const sources = isObject(volume.projected) && Array.isArray(volume.projected.sources) ? volume.projected.sources : []
+  return sources.flatMap((s) => (isObject(s) && isObject(s.serviceAccountToken) && typeof s.serviceAccountToken.audience === 'string' ? [s.serviceAccountToken.audience] : []))
+}
+
+// With vault-injector.dev/token-audience the agents log in with a token of
+// their own audience, which a Vault role bound to that audience accepts and
+// the app's token does not. A pod that gives a container of its own a
+// projected token with that same audience hands the app the agents' login:
+// "container app mounts my-token (a token for audience vault)".
+function agentAudienceMounts(final: JsonObject): string[] {
+  const spec = isObject(final.spec) ? final.spec : {}
+  const volumes = (Array.isArray(spec.volumes) ? spec.volumes : []).filter(isObject)
+  const agentAudiences = new Set(volumes.filter((v) => v.name === VOLUME.token).flatMap(tokenAudiences))
+  if (agentAudiences.size === 0) return []
+  const sameAudience = new Map(volumes.flatMap((v) => {
+    const hit = tokenAudiences(v).find((a) => agentAudiences.has(a))
+    return hit !== undefined && v.name !== VOLUME.token ? [[String(v.name), hit] as const] : []
+  }))
+  const out: string[] = []
+  for (const field of ['initContainers', 'containers', 'ephemeralContainers']) {
+    for (const c of Array.isArray(spec[field]) ? spec[field] : []) {
+      if (!isObject(c) || OWNED_CONTAINERS.has(String(c.name))) continue
+      for (const m of Array.isArray(c.volumeMounts) ? c.volumeMounts : []) {
+        const audience = isObject(m) ? sameAudience.get(String(m.name)) : undefined
+        if (audience !== undefined) out.push(`container ${String(c.name)} mounts ${String((m as JsonObject).name)} (a token for audience ${audience})`)
+      }
+    }
+  }
+  return [...new Set(out)]
+}
+
 // The pod's own value for an annotation, when it sets one that differs from the namespace default.
 function own(annotations: JsonObject, defaults: Readonly<Record<string, string>>, key: string): string | undefined {
   const value = annotations[key]
@@ -78,7 +111,8 @@ function own(annotations: JsonObject, defaults: Readonly<Record<string, string>>
   return value
 }
 
-export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, string>>, facts: Facts): HatchFinding[] {
+// `final` is the pod after injection: where the agents' own token volume is.
+export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, string>>, facts: Facts, final: JsonObject = pod): HatchFinding[] {
   const metadata = isObject(pod.metadata) ? pod.metadata : {}
   const annotations = isObject(metadata.annotations) ? metadata.annotations : {}
   const out: HatchFinding[] = []
@@ -112,6 +146,8 @@ export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, s
   const spec = isObject(pod.spec) ? pod.spec : {}
   const stolen = facts.agents.length > 0 ? tokenVolumeMounts(spec) : []
   if (stolen.length > 0) add('agent-inject-token', `${listed(stolen)}: a volume of the agents that holds a token, which the app can then use for any path the role allows`)
+  const borrowed = facts.agents.length > 0 ? agentAudienceMounts(final) : []
+  if (borrowed.length > 0) add('agent-inject-token', `${listed(borrowed)}, the audience the agents log in with: the app can log in as the role and read any path it allows`)
   // Read from the configuration the agents run: a listener whose cache adds the agent's token.
   const lends = facts.agents.some((a) => {
     const cache = isObject(a.config?.cache) ? a.config.cache : undefined

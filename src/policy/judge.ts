@@ -151,7 +151,7 @@ export function judge(input: JudgeInput): Judgement {
       final: result.pod,
       isJob: isJobPod(input.pod, input.workloadKind),
       facts,
-      hatches: findHatches(input.pod, defaults, facts),
+      hatches: findHatches(input.pod, defaults, facts, result.pod),
     })
     judgement.verdict = verdict
     judgement.audit.policyFindings = verdict.findings

@@ -73,6 +73,9 @@ const attacks: Attack[] = [
   { name: 'an app container mounts the agents\' home, where their Vault token is', annotations: SECRET, spec: { containers: [{ name: 'app', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'home-sidecar', mountPath: '/agent-home', readOnly: true }] }] }, denied: /escape hatch agent-inject-token: container app mounts home-sidecar/ },
   { name: 'an init container mounts the init agent\'s home', annotations: SECRET, spec: { initContainers: [{ name: 'setup', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'home-init', mountPath: '/agent-home', subPath: '.vault-token' }] }] }, denied: /escape hatch agent-inject-token: container setup mounts home-init/ },
   { name: 'an app container mounts the agents\' own service-account token for Vault', annotations: { ...SECRET, 'vault-injector.dev/token-audience': 'vault' }, spec: { containers: [{ name: 'app', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'vault-agent-token', mountPath: '/agent-token' }] }] }, denied: /escape hatch agent-inject-token: container app mounts vault-agent-token/ },
+  // The agents' token is special only by its audience: a pod that projects a token of that audience for the app
+  // (its own volume, any name, among other sources) gives the app the agents' login.
+  { name: 'the app gets its own projected token with the agents\' audience', annotations: { ...SECRET, 'vault-injector.dev/token-audience': 'vault' }, spec: { automountServiceAccountToken: false, volumes: [{ name: 'my-token', projected: { sources: [{ configMap: { name: 'x' } }, { serviceAccountToken: { audience: 'vault', path: 't' } }] } }], containers: [{ name: 'app', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'my-token', mountPath: '/var/run/my-token' }] }] }, denied: /escape hatch agent-inject-token: container app mounts my-token \(a token for audience vault\)/ },
   // The API server refuses two mounts at the same path in a container by comparing the strings: "/home/vault/"
   // passes beside the agent's "/home/vault", and the runtime (which cleans both) mounts the later one over the
   // agent's home, so the agent writes its Vault token into a volume the app mounts.
@@ -99,6 +102,10 @@ t.test('the pinned policy admits a pod within its pins', async (t) => {
   const harmless = everyEntryPoint(podFor({ annotations: { ...SECRET, [`${V}agent-json-patch`]: patch([{ op: 'add', path: '/env/-', value: { name: 'TZ', value: 'UTC' } }, { op: 'replace', path: '/resources/limits/memory', value: '64Mi' }]) } }), PATCHES_ALLOWED)
   t.equal(harmless.webhook.decision, 'inject', harmless.webhook.reason || 'a harmless patch, allowed by name, passes')
   agree(t, harmless, 'harmless patch')
+  // A token for another audience (the app's own API, say) is no Vault login for the agents' role.
+  const otherAudience = everyEntryPoint(podFor({ annotations: { ...SECRET, 'vault-injector.dev/token-audience': 'vault' }, spec: { volumes: [{ name: 'api-token', projected: { sources: [{ serviceAccountToken: { audience: 'payments-api', path: 't' } }] } }], containers: [{ name: 'app', image: 'registry.example.com/app:1.0', volumeMounts: [{ name: 'api-token', mountPath: '/var/run/api-token' }] }] } }), PINS)
+  t.equal(otherAudience.webhook.decision, 'inject', otherAudience.webhook.reason || 'a projected token for another audience passes')
+  agree(t, otherAudience, 'another audience')
 })
 
 for (const attack of attacks) {
