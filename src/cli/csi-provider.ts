@@ -47,7 +47,7 @@ async function run(opts: CsiProviderOptions): Promise<void> {
       kube = { requestToken: tokenRequester(kc) }
       if (policy) kube.labels = (await import('../kube/namespaces.ts')).watchNamespaceLabels(kc, logger).labels
     } catch (error) {
-      logger.info({ err: (error as Error).message }, 'no Kubernetes API: mounts need the token the driver sends (tokenRequests on the CSIDriver); policy label selectors see only kubernetes.io/metadata.name')
+      logger.info({ err: (error as Error).message }, 'no Kubernetes API: mounts need the token the driver sends (tokenRequests on the CSIDriver); no namespace labels can be read, so policy rules that select namespaces by label apply to every namespace')
     }
   }
 

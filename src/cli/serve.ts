@@ -175,7 +175,7 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
     certSource: startup.certSource,
     logger,
     ...(policy ? { policy: () => policy.current() } : {}),
-    ...(namespaces ? { namespaceLabels: namespaces.labels } : {}),
+    ...(namespaces ? { namespaceLabels: namespaces.labels, namespacesSynced: namespaces.synced } : {}),
     ...extra,
   }).finally(() => clearInterval(waiting))
   running.server = server

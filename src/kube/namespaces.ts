@@ -8,12 +8,21 @@ import { apiErrorText } from './client.ts'
 export interface NamespaceLabels {
   // undefined for a namespace the watch has not seen (yet).
   labels(namespace: string): Readonly<Record<string, string>> | undefined
+  // The first list is in: from here on an unknown namespace is a new one.
+  synced(): boolean
   stop(): Promise<void>
 }
 
 export function watchNamespaceLabels(kc: KubeConfig, logger: Logger): NamespaceLabels {
   const api = kc.makeApiClient(CoreV1Api)
-  const informer = makeInformer<V1Namespace>(kc, '/api/v1/namespaces', () => api.listNamespace())
+  // client-node's informer says 'connect' before it lists: the list resolving
+  // is the signal (the informer takes the items in right after).
+  let listed = false
+  const informer = makeInformer<V1Namespace>(kc, '/api/v1/namespaces', async () => {
+    const result = await api.listNamespace()
+    setImmediate(() => (listed = true))
+    return result
+  })
   // stop() aborts the watch, which client-node reports as an error too: no restart then.
   let stopped = false
   let retry: NodeJS.Timeout | undefined
@@ -30,6 +39,7 @@ export function watchNamespaceLabels(kc: KubeConfig, logger: Logger): NamespaceL
       const seen = informer.get(namespace)
       return seen ? (seen.metadata?.labels ?? { 'kubernetes.io/metadata.name': namespace }) : undefined
     },
+    synced: () => listed,
     stop: () => {
       stopped = true
       clearTimeout(retry)

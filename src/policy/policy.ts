@@ -229,6 +229,10 @@ export class Policy implements PolicyEvaluator {
     return this.#rules.some((c) => c.appliesTo(ns))
   }
 
+  selectsByLabel(): boolean {
+    return this.#rules.some((c) => c.rule.namespaces?.selector !== undefined)
+  }
+
   // Later rules win over earlier ones for the same annotation.
   annotationDefaults(ns: NamespaceContext): Record<string, string> {
     const out: Record<string, string> = {}

@@ -46,4 +46,7 @@ export interface PolicyEvaluator {
   // Whether any rule applies here (nothing to judge otherwise).
   applies(ctx: NamespaceContext): boolean
   evaluate(subject: PolicySubject): PolicyVerdict
+  // Whether a rule selects namespaces by label (then the webhook is ready only
+  // once it knows the namespaces' labels).
+  selectsByLabel?(): boolean
 }

@@ -28,6 +28,10 @@ export interface ServerOptions {
   // Read per request, so a reloaded policy takes effect at once.
   policy?: () => PolicyEvaluator | undefined
   namespaceLabels?: (namespace: string) => Readonly<Record<string, string>> | undefined
+  // Whether the namespace watch has listed once. While it has not, and the
+  // policy selects namespaces by label, the webhook is not ready: label rules
+  // would fail closed for every namespace.
+  namespacesSynced?: () => boolean
   // One JSON-lines logger for the whole process (see createLogger).
   logger: PinoLogger
   // Slow-client limits; the defaults below suit production, tests shorten them.
@@ -293,9 +297,11 @@ export async function buildServer(options: ServerOptions): Promise<WebhookServer
     return reply.code(outcome.statusCode).send(outcome.body)
   })
 
-  // Not ready while shutting down, before a certificate, or with every slot
-  // taken (a slot is held at most slotMs, so this passes).
-  app.get('/health/ready', async (_request, reply) => reply.code(closing || !certSource.current() || gate.full ? 503 : 204).send())
+  // Not ready while shutting down, before a certificate, with every slot
+  // taken (a slot is held at most slotMs, so this passes), or while a policy
+  // that selects namespaces by label does not know their labels yet.
+  const labelsPending = (): boolean => options.namespacesSynced !== undefined && !options.namespacesSynced() && options.policy?.()?.selectsByLabel?.() === true
+  app.get('/health/ready', async (_request, reply) => reply.code(closing || !certSource.current() || gate.full || labelsPending() ? 503 : 204).send())
   app.get('/health/live', async (_request, reply) => reply.code(204).send())
   app.get(settings.telemetryPath || '/metrics', async (_request, reply) => {
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())

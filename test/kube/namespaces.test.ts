@@ -17,7 +17,9 @@ t.test('labels come from the list, follow changes, and default to the name label
   api.put('/api/v1/namespaces/shop', ns('shop', { environment: 'production' }))
   const cache = watchNamespaceLabels(api.kubeConfig, quiet)
   t.teardown(() => cache.stop())
-  await until(() => cache.labels('shop')?.environment === 'production')
+  t.equal(cache.synced(), false, 'not synced before the list')
+  await until(() => cache.synced())
+  t.equal(cache.labels('shop')?.environment, 'production', 'once synced, the listed labels are there')
   t.same(cache.labels('shop'), { 'kubernetes.io/metadata.name': 'shop', environment: 'production' })
   t.equal(cache.labels('new-one'), undefined, 'not seen yet: unknown, so the policy fails closed for rules that select by label')
 

@@ -405,3 +405,20 @@ t.test('bounded memory: review bodies in flight beyond BODY_BYTES_IN_FLIGHT get 
   t.match((await s.request('/metrics')).text, /vault_agent_injector_request_queue_length 1/, 'the aborted body gave its bytes back: the next large one was taken')
   again.destroy()
 })
+
+t.test('readiness waits for the namespace labels when, and only when, the policy selects namespaces by label', async (t) => {
+  const { parsePolicy } = await import('../../src/policy/load.ts')
+  const doc = (namespaces: string) => `apiVersion: vault-injector.dev/v1alpha1\nkind: InjectorPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      namespaces: ${namespaces}\n      allow: {roles: [app]}\n`
+  const bySelector = parsePolicy(doc('{selector: {matchLabels: {team: shop}}}'), 'p')
+  const byName = parsePolicy(doc('{names: [shop]}'), 'p')
+  let synced = false
+  let policy = bySelector
+  const r = await startServer({}, { policy: () => policy, namespaceLabels: () => undefined, namespacesSynced: () => synced })
+  t.teardown(() => r.server.close())
+  t.equal((await r.request('/health/ready')).status, 503, 'labels not listed yet, a rule selects by label: not ready')
+  policy = byName
+  t.equal((await r.request('/health/ready')).status, 204, 'no rule selects by label: ready without the labels')
+  policy = bySelector
+  synced = true
+  t.equal((await r.request('/health/ready')).status, 204, 'listed: ready')
+})
