@@ -35,7 +35,8 @@ export function everyEntryPoint(pod: JsonObject, policyYaml: string, namespace =
   const policy = parsePolicy(policyYaml, 'policy.yaml')
   const options = { settings, namespace, policy, namespaceLabels: {} }
   const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace, operation: 'CREATE', object: structuredClone(pod) } }
-  const answer = admit(review, { settings, policy }).body.response as { allowed: boolean; patch?: string; status?: { message: string } }
+  // The webhook knows the namespace's labels (none beyond its name), as the CLI is told them.
+  const answer = admit(review, { settings, policy, namespaceLabels: () => ({}) }).body.response as { allowed: boolean; patch?: string; status?: { message: string } }
   const webhook: Seen = !answer.allowed ? { decision: 'deny', reason: answer.status!.message } : { decision: answer.patch ? 'inject' : 'skip', reason: '' }
   let patched: JsonObject | undefined
   if (answer.patch) {
