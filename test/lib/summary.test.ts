@@ -3,7 +3,7 @@
 // with a stand-in `npm` (and `go`) that prints each part's log.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -45,7 +45,7 @@ t.test('test/e2e/run.sh, test/image/run.sh, test/kubelet/run.sh and .ci/run read
 
 // .ci/run in a folder of its own: the scripts it calls are stand-ins that
 // print the logs given, and exit with the statuses given.
-function ci(parts: Record<'test' | 'test:e2e' | 'package:test' | 'image:test' | 'test:kubelet', [string, number]>, audit: [string, number] = ['found 0 vulnerabilities', 0]): { status: number | null; lines: string[] } {
+function ci(parts: Record<'test' | 'test:e2e' | 'package:test' | 'image:test' | 'test:kubelet', [string, number]>, audit: [string, number] = ['found 0 vulnerabilities', 0], withGo = true): { status: number | null; lines: string[] } {
   const work = mkdtempSync(join(dir, 'ci-'))
   for (const sub of ['.ci', 'test/lib', 'test/e2e', 'bin']) mkdirSync(join(work, sub), { recursive: true })
   copyFileSync(join(ROOT, '.ci/run'), join(work, '.ci/run'))
@@ -60,10 +60,14 @@ function ci(parts: Record<'test' | 'test:e2e' | 'package:test' | 'image:test' | 
   // npm ci, npm audit, npm test, npm run <script>: the log and status of that part.
   const npm = '#!/usr/bin/env bash\n[ "$1" = ci ] && exit 0\npart=$1; [ "$1" = run ] && part=$2\ncat "$LOGS/$part"; exit "$(cat "$LOGS/$part.status")"\n'
   writeFileSync(join(work, 'bin/npm'), npm)
-  writeFileSync(join(work, 'bin/go'), '#!/bin/sh\nexit 0\n')
   chmodSync(join(work, 'bin/npm'), 0o755)
-  chmodSync(join(work, 'bin/go'), 0o755)
-  const r = spawnSync('bash', [join(work, '.ci/run')], { encoding: 'utf8', env: { ...process.env, PATH: `${join(work, 'bin')}:${process.env.PATH}`, LOGS: logs } })
+  if (withGo) {
+    writeFileSync(join(work, 'bin/go'), '#!/bin/sh\nexit 0\n')
+    chmodSync(join(work, 'bin/go'), 0o755)
+  }
+  // Without Go: only the system's folders, none of which holds a go.
+  const path = withGo ? `${join(work, 'bin')}:${process.env.PATH}` : `${join(work, 'bin')}:/usr/bin:/bin`
+  const r = spawnSync('bash', [join(work, '.ci/run')], { encoding: 'utf8', env: { ...process.env, PATH: path, LOGS: logs } })
   return { status: r.status, lines: r.stdout.trimEnd().split('\n') }
 }
 
@@ -89,4 +93,16 @@ t.test('.ci/run ends with one line "N passed, N failed", each part counted from 
   t.equal(failing.status, 1)
   t.equal(failing.lines.at(-1), '61 passed, 8 failed', 'unit 0+3, e2e 28+2 (not the "fail: 7" a test printed), package 0+1 (crashed), image 9+0, real node 24+1, audit 0+1')
   t.equal(failing.lines.filter((l) => /^\d+ passed, \d+ failed$/.test(l)).length, 1, 'exactly one closing line')
+})
+
+t.test('.ci/run without Go says the e2e suite did not run, on the line before the closing line', { skip: existsSync('/usr/bin/go') || existsSync('/bin/go') ? 'a go in /usr/bin' : false }, async (t) => {
+  const noGo = ci({
+    test: ['# { total: 10, pass: 10 }\n', 0],
+    'test:e2e': ['# { total: 30, pass: 30 }\n', 0],
+    'package:test': ['# { total: 4, pass: 4 }\n', 0],
+    'image:test': ['# { total: 9, pass: 9 }\n', 0],
+    'test:kubelet': ['# { total: 25, pass: 25 }\n', 0],
+  }, undefined, false)
+  t.equal(noGo.lines.at(-1), '49 passed, 0 failed', 'unit, package, image, real node and the audit: the e2e suite counted nothing')
+  t.equal(noGo.lines.at(-2), 'note: (e2e suite NOT RUN: no Go toolchain on PATH)')
 })
