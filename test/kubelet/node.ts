@@ -103,6 +103,7 @@ async function kubeletConfig(dir: string, socket: string): Promise<string> {
     authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
     authorization: { mode: 'AlwaysAllow' },
     cgroupDriver: 'cgroupfs',
+    cgroupRoot: `/${CGROUP_ROOT}`,
     failCgroupV1: false,
     failSwapOn: false,
     containerRuntimeEndpoint: `unix://${socket}`,
@@ -125,8 +126,23 @@ function mountsUnder(dir: string): string[] {
     .filter((path) => path.startsWith(dir + '/'))
 }
 
-// Where the kubelet (cgroupfs driver, cgroup v1) puts every pod's processes.
-const POD_CGROUP = '/sys/fs/cgroup/pids/kubepods'
+// The kubelet's cgroup root: a tree of our own, so that killing what is left
+// in it at the end never touches another kubelet's pods on this host. The
+// kubelet requires it to exist in every cgroup v1 hierarchy.
+const CGROUP_ROOT = 'vault-injector-e2e'
+const CGROUP_FS = '/sys/fs/cgroup'
+
+function createCgroupRoot(): void {
+  for (const entry of readdirSync(CGROUP_FS, { withFileTypes: true })) {
+    if (!entry.isDirectory() || entry.name === 'unified') continue
+    try {
+      mkdirSync(join(CGROUP_FS, entry.name, CGROUP_ROOT), { recursive: true })
+    } catch {
+      // a hierarchy that takes no new groups (or a link to another one)
+    }
+  }
+}
+const POD_CGROUP = join(CGROUP_FS, 'pids', CGROUP_ROOT)
 
 function killTasks(socket: string): void {
   let ids: string[] = []
@@ -163,7 +179,21 @@ function killCgroup(dir: string): void {
 }
 
 // Starts the node; `images` are docker-archive files to import first.
+// What an earlier run that was killed (tap's timeout, a signal) left behind:
+// its pods' processes, the kubelet's mounts under its folder, the bridge.
+// test/kubelet/run.sh holds a lock, so no other run is using them.
+function cleanLeftovers(): void {
+  killCgroup(POD_CGROUP)
+  const stale = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => (line.split(' ')[1] ?? '').replace(/\\040/g, ' '))
+    .filter((path) => /^\/tmp\/vault-injector-e2e-[^/]+\/node\//.test(path))
+  for (const path of stale.reverse()) tryRun('umount', ['-l', path])
+}
+
 export async function startNode(cp: ControlPlane, images: string[]): Promise<Node> {
+  cleanLeftovers()
+  createCgroupRoot()
   const dir = join(cp.dir, 'node')
   const containerdDir = join(dir, 'containerd')
   const socket = join(containerdDir, 'containerd.sock')
@@ -174,7 +204,9 @@ export async function startNode(cp: ControlPlane, images: string[]): Promise<Nod
   writeFileSync(join(dir, 'kubelet.yaml'), await kubeletConfig(dir, socket))
 
   const processes: Process[] = []
+  let stopped = false
   const stop = async (): Promise<void> => {
+    stopped = true
     // The kubelet and controllers first (they would restart what we kill),
     // then every container through containerd, so their shims reap them; then
     // containerd, any shim or process left in the pods' cgroups, and what the
@@ -188,6 +220,18 @@ export async function startNode(cp: ControlPlane, images: string[]): Promise<Nod
     for (const path of mountsUnder(cp.dir).reverse()) tryRun('umount', ['-l', path])
     tryRun('ip', ['link', 'del', BRIDGE])
   }
+  // Ended by tap's timeout or a signal (the harness exits on SIGTERM and
+  // SIGINT): the containers, shims and mounts are not our child processes, so
+  // nothing else would end them. Synchronous, as an exit handler must be.
+  const onExit = (): void => {
+    if (stopped) return
+    killTasks(socket)
+    tryRun('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 .*-address ${socket}`])
+    killCgroup(POD_CGROUP)
+    for (const path of mountsUnder(cp.dir).reverse()) tryRun('umount', ['-l', path])
+    tryRun('ip', ['link', 'del', BRIDGE])
+  }
+  process.on('exit', onExit)
 
   try {
     const containerd = start('containerd', ['--config', join(containerdDir, 'config.toml')])

@@ -8,7 +8,7 @@ import t from 'tap'
 import { AppsV1Api, BatchV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node'
 import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { register, startControlPlane, startInjector, waitFor, type ControlPlane, type Injector } from '../e2e/harness.ts'
+import { register, startControlPlane, startInjector, waitFor, waitForWebhook, type ControlPlane, type Injector } from '../e2e/harness.ts'
 import { startVault, type DevVault } from '../e2e/vault.ts'
 import { BRIDGE_GATEWAY, createBridge, startNode, type Node } from './node.ts'
 
@@ -72,8 +72,7 @@ t.before(async () => {
   writeFileSync(caFile, injector.ca.certPem)
   const r = await register(cp.kubeconfigPath, ['--url', `${injector.url}/mutate`, '--ca-file', caFile, '--failure-policy', 'Fail', '--timeout-seconds', '10'])
   if (r.code !== 0) throw new Error(r.output)
-  // The API server picks up the new webhook configuration within a second or two.
-  await new Promise((resolve) => setTimeout(resolve, 2000))
+  await waitForWebhook(cp, NS, 'app')
 })
 
 t.teardown(async () => {

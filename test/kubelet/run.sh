@@ -40,6 +40,15 @@ fi
 if ! ip link add vi-probe0 type bridge 2>/dev/null; then skip "cannot create a network bridge here"; fi
 ip link del vi-probe0
 
+# One node at a time on a host: the bridge, its subnet and the cgroup root are
+# fixed, and a run cleans up what an earlier, killed run left in them.
+exec 9>/tmp/vault-injector-kubelet.lock
+if ! flock -n 9; then
+  echo "kubelet e2e: another real-node run holds /tmp/vault-injector-kubelet.lock; waiting for it (15 min at most)"
+  # A process left over from a killed run may hold the lock it inherited: go on then, cleaning up first.
+  flock -w 900 9 || echo "kubelet e2e: the lock is still held after 15 min; going on (the node cleans up what earlier runs left)"
+fi
+
 start=$SECONDS
 if ! bin=$(bash test/e2e/build.sh | tail -n 1); then
   echo "kubelet e2e: building the e2e binaries failed (see above)"
