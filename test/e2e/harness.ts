@@ -435,15 +435,15 @@ export async function installInjectorIdentity(cp: ControlPlane): Promise<string>
 // configuration within a second or two, longer on a busy machine): a
 // server-side dry run of an annotated pod in `namespace` comes back injected
 // (or refused by the webhook, which also shows it is called).
-export async function waitForWebhook(cp: ControlPlane, namespace: string, serviceAccountName = 'default'): Promise<void> {
+export async function waitForWebhook(cp: ControlPlane, namespace: string, serviceAccountName = 'default', role = 'probe'): Promise<void> {
   const core = cp.kubeConfig.makeApiClient(CoreV1Api)
   const probe = {
-    metadata: { name: 'webhook-probe', annotations: { 'vault.hashicorp.com/agent-inject': 'true', 'vault.hashicorp.com/role': 'probe', 'vault.hashicorp.com/agent-pre-populate-only': 'true' } },
+    metadata: { name: 'webhook-probe', annotations: { 'vault.hashicorp.com/agent-inject': 'true', 'vault.hashicorp.com/role': role, 'vault.hashicorp.com/agent-pre-populate-only': 'true' } },
     spec: { serviceAccountName, containers: [{ name: 'probe', image: 'probe' }] },
   }
   await waitFor('the API server to call the webhook', async () => {
     const pod = await core.createNamespacedPod({ namespace, body: probe, dryRun: 'All' }).catch((error: Error & { body?: unknown }) => String(error.body ?? error.message))
-    if (typeof pod === 'string') return /admission webhook "[^"]*" denied the request/.test(pod)
+    if (typeof pod === 'string') return /admission webhook \S+ denied the request/.test(pod)
     return pod.spec?.initContainers?.some((c) => c.name === 'vault-agent-init') ?? false
   }, 60_000)
 }

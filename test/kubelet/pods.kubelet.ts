@@ -72,7 +72,7 @@ t.before(async () => {
   writeFileSync(caFile, injector.ca.certPem)
   const r = await register(cp.kubeconfigPath, ['--url', `${injector.url}/mutate`, '--ca-file', caFile, '--failure-policy', 'Fail', '--timeout-seconds', '10'])
   if (r.code !== 0) throw new Error(r.output)
-  await waitForWebhook(cp, NS, 'app')
+  await waitForWebhook(cp, NS, 'app', 'app')
 })
 
 t.teardown(async () => {
