@@ -126,6 +126,7 @@ const CASES: Record<keyof Settings, [good: string, bad: string | undefined]> = {
   maxConcurrentRequests: ['64', '0'],
   csiRestartOnRotation: ['true', 'yes'],
   csiRestartMinIntervalSeconds: ['60', '-1'],
+  csiRestartNamespaces: ['shop, payments', 'shop,Kube_System'],
   drainSeconds: ['2', '61'],
   vaultAddress: ['https://vault:8200', 'vault:8200'],
   vaultCACertBytes: ['-----BEGIN CERTIFICATE-----', undefined],

@@ -191,7 +191,8 @@ export async function runServe(settings: Settings, serveOptions: ServeOptions, e
     const { loadKubeConfig } = await import('../kube/client.ts')
     const { startCsiRestarts } = await import('../kube/csi-restart.ts')
     const s = startup.settings
-    running.csiRestarts = startCsiRestarts(loadKubeConfig(), { logger, minIntervalMs: s.csiRestartMinIntervalSeconds * 1000, namespace: s.namespace, podName: s.podName, useLeaderElector: s.useLeaderElector })
+    const { namespaceList } = await import('../webhook/settings.ts')
+    running.csiRestarts = startCsiRestarts(loadKubeConfig(), { logger, minIntervalMs: s.csiRestartMinIntervalSeconds * 1000, namespace: s.namespace, podName: s.podName, useLeaderElector: s.useLeaderElector, watchNamespaces: namespaceList(s.csiRestartNamespaces) })
   }
   const address = await server.listen()
   server.app.log.info({ address, version: VERSION }, `vault-injector ${VERSION} serving AdmissionReviews on ${address}/mutate`)

@@ -219,16 +219,20 @@ export const RETRY_MAX_MS = 30_000
 
 // The watch on SecretProviderClassPodStatus objects, and the Lease that picks
 // the one replica that acts. Every replica watches (so a new leader knows the
-// versions already mounted); only the leader rolls workloads.
-export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minIntervalMs: number; namespace: string; podName: string; useLeaderElector: boolean }): { controller: RestartController; ready(): boolean; stop(): Promise<void> } {
+// versions already mounted); only the leader rolls workloads. With
+// watchNamespaces, one watch per namespace instead of one cluster-wide, so
+// namespaced Roles suffice (and workloads elsewhere are never seen).
+export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minIntervalMs: number; namespace: string; podName: string; useLeaderElector: boolean; watchNamespaces?: readonly string[] }): { controller: RestartController; ready(): boolean; stop(): Promise<void> } {
   const { logger } = options
   const controller = new RestartController({ api: restartApi(kc), logger, minIntervalMs: options.minIntervalMs })
   const custom = kc.makeApiClient(CustomObjectsApi)
-  // The list is in; until then a version seen is no baseline for a rotation.
-  let listed = false
+  const scopes: (string | undefined)[] = options.watchNamespaces?.length ? [...options.watchNamespaces] : [undefined]
+  // Each scope's list is in; until then a version seen is no baseline for a rotation.
+  const listed = new Set<string | undefined>()
+  const allListed = (): boolean => listed.size === scopes.length
   let announced = false
   const announce = (): void => {
-    if (!listed || !controller.leading) {
+    if (!allListed() || !controller.leading) {
       announced = false
       return
     }
@@ -236,38 +240,47 @@ export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minI
     announced = true
     logger.info({}, RESTARTER_READY)
   }
-  let failures = 0
-  const list = async (): Promise<never> => {
-    const result = (await custom.listClusterCustomObject({ group: GROUP, version: 'v1', plural: 'secretproviderclasspodstatuses' })) as { items?: unknown[] }
-    failures = 0
-    if (!listed) logger.info({ objects: result.items?.length ?? 0 }, 'csi restart: SecretProviderClassPodStatus objects listed; watching them from here')
-    listed = true
-    // After the informer has taken in the listed objects (it does so as soon as this resolves).
-    setImmediate(announce)
-    return result as never
-  }
-  // client-node's informer emits 'connect' before it lists, so 'connect' says
-  // nothing about the list having worked; the list above is the signal.
-  const informer = makeInformer<PodStatusObject>(kc, `/apis/${GROUP}/v1/secretproviderclasspodstatuses`, list)
-  informer.on('add', (o) => {
-    failures = 0
-    controller.observe(o)
-  })
-  informer.on('update', (o) => {
-    failures = 0
-    controller.observe(o)
-  })
-  informer.on('delete', (o) => controller.forget(o))
   let stopped = false
-  let retry: NodeJS.Timeout | undefined
-  informer.on('error', (error: unknown) => {
-    if (stopped) return
-    const delayMs = Math.min(RETRY_FIRST_MS * 2 ** failures, RETRY_MAX_MS)
-    failures++
-    logger.warn({ err: apiErrorText(error), retryInMs: delayMs }, 'csi restart: SecretProviderClassPodStatus list or watch failed (is the Secrets Store CSI Driver installed?); retrying')
-    retry = setTimeout(() => void informer.start().catch(() => {}), delayMs).unref()
+  const retries = new Set<NodeJS.Timeout>()
+  const informers = scopes.map((scope) => {
+    let failures = 0
+    const list = async (): Promise<never> => {
+      const args = { group: GROUP, version: 'v1', plural: 'secretproviderclasspodstatuses' }
+      const result = (await (scope === undefined ? custom.listClusterCustomObject(args) : custom.listNamespacedCustomObject({ ...args, namespace: scope }))) as { items?: unknown[] }
+      failures = 0
+      if (!listed.has(scope)) logger.info({ objects: result.items?.length ?? 0, ...(scope === undefined ? {} : { namespace: scope }) }, 'csi restart: SecretProviderClassPodStatus objects listed; watching them from here')
+      listed.add(scope)
+      // After the informer has taken in the listed objects (it does so as soon as this resolves).
+      setImmediate(announce)
+      return result as never
+    }
+    // client-node's informer emits 'connect' before it lists, so 'connect' says
+    // nothing about the list having worked; the list above is the signal.
+    const path = scope === undefined ? `/apis/${GROUP}/v1/secretproviderclasspodstatuses` : `/apis/${GROUP}/v1/namespaces/${scope}/secretproviderclasspodstatuses`
+    const informer = makeInformer<PodStatusObject>(kc, path, list)
+    informer.on('add', (o) => {
+      failures = 0
+      controller.observe(o)
+    })
+    informer.on('update', (o) => {
+      failures = 0
+      controller.observe(o)
+    })
+    informer.on('delete', (o) => controller.forget(o))
+    informer.on('error', (error: unknown) => {
+      if (stopped) return
+      const delayMs = Math.min(RETRY_FIRST_MS * 2 ** failures, RETRY_MAX_MS)
+      failures++
+      logger.warn({ err: apiErrorText(error), retryInMs: delayMs, ...(scope === undefined ? {} : { namespace: scope }) }, 'csi restart: SecretProviderClassPodStatus list or watch failed (is the Secrets Store CSI Driver installed?); retrying')
+      const retry = setTimeout(() => {
+        retries.delete(retry)
+        void informer.start().catch(() => {})
+      }, delayMs).unref()
+      retries.add(retry)
+    })
+    void informer.start().catch(() => {})
+    return informer
   })
-  void informer.start().catch(() => {})
   let elector: LeaderElector | undefined
   if (options.useLeaderElector) {
     elector = new LeaderElector({
@@ -283,16 +296,16 @@ export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minI
     })
     elector.start()
   } else controller.leading = true
-  logger.info({ minIntervalMs: options.minIntervalMs, leaderElection: options.useLeaderElector }, 'csi restart: starting the SecretProviderClassPodStatus watch')
+  logger.info({ minIntervalMs: options.minIntervalMs, leaderElection: options.useLeaderElector, namespaces: scopes[0] === undefined ? 'all' : scopes }, 'csi restart: starting the SecretProviderClassPodStatus watch')
   return {
     controller,
-    ready: () => listed && controller.leading,
+    ready: () => allListed() && controller.leading,
     stop: async () => {
       stopped = true
-      clearTimeout(retry)
+      for (const retry of retries) clearTimeout(retry)
       controller.close()
       await elector?.stop()
-      await informer.stop()
+      await Promise.all(informers.map((informer) => informer.stop()))
     },
   }
 }

@@ -25,6 +25,7 @@ export interface ServerSettings {
   maxConcurrentRequests: number
   csiRestartOnRotation: boolean
   csiRestartMinIntervalSeconds: number
+  csiRestartNamespaces: string
   drainSeconds: number
 }
 
@@ -35,6 +36,10 @@ export function parseListen(listen: string): { host: string; port: number } | un
   const host = match[1] ?? match[2] ?? ''
   return { host: host === '' ? '::' : host, port }
 }
+
+// Namespace names are DNS labels: lowercase letters, digits and "-", at most 63.
+export const namespaceList = (raw: string): string[] => raw.split(',').map((n) => n.trim()).filter((n) => n !== '')
+const namespaceListType = v.textType((raw) => namespaceList(raw).every((n) => /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n)), 'is not a comma list of namespace names')
 
 const listenType = v.textType((raw) => parseListen(raw) !== undefined, 'is not host:port (e.g. :8080, 127.0.0.1:8080)')
 
@@ -89,6 +94,7 @@ export const SERVER_SETTINGS: readonly SettingSpec<keyof ServerSettings>[] = [
   setting('maxBodyBytes', v.integerType(MIN_BODY_BYTES, 2 ** 31 - 1, 'is not a byte count from 3 MiB (3145728), the API server\'s object limit'), String(6 * 1024 * 1024), 'Largest AdmissionReview body accepted, in bytes.', { ours: true }),
   setting('maxConcurrentRequests', v.integerType(1, 2 ** 31 - 1, 'is not a whole number from 1'), '256', 'Reviews processed at once; more are answered 503.', { ours: true }),
   setting('csiRestartOnRotation', v.boolType, 'false', 'Roll Deployments, StatefulSets and DaemonSets annotated vault-injector.dev/restart-on-secret-change when their CSI-mounted secrets change (needs the Secrets Store CSI Driver).', { ours: true }),
+  setting('csiRestartNamespaces', namespaceListType, '', 'Comma list of namespaces whose workloads may be rolled: the status objects are watched only there, so namespaced Roles suffice (empty: every namespace, a ClusterRole).', { ours: true }),
   setting('csiRestartMinIntervalSeconds', v.integerType(0, 2 ** 31 - 1, 'is not a whole number of seconds'), '300', 'Least time between two such restarts of one workload, in seconds.', { ours: true }),
   setting('drainSeconds', v.integerType(0, 60, 'is not a whole number of seconds from 0 to 60'), '5', 'After SIGTERM: seconds of answering with readiness failed before the listener closes.', { ours: true }),
 ]

@@ -181,6 +181,16 @@ t.test('csi.enabled renders the kustomize components\' DaemonSet and (opt-in) re
   t.equal(envOf(noRestart).AGENT_INJECT_CSI_RESTART_ON_ROTATION, undefined, 'and the webhook does not watch')
   const noKey = run(HELM, ['template', 'vault-injector', CHART, '--set', 'csi.enabled=true', '--set', 'csi.restartOnRotation.enabled=true'])
   t.ok(noKey.status !== 0 && /csi.restartOnRotation.enabled needs csi.hmacSecretName/.test(noKey.stderr), `restartOnRotation without an HMAC Secret refused: ${noKey.stderr.trim().slice(0, 120)}`)
+  // csi.restartOnRotation.namespaces: a Role per namespace with the same rules, no ClusterRole, and the webhook told to watch only there.
+  const scoped = objectsOf(render('', ...restartOn, 'csi.restartOnRotation.namespaces={shop,vault}'))
+  t.notOk(scoped.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'vault-injector-csi-restart'), 'namespaces given: no ClusterRole for restarts')
+  const workloadRoles = scoped.filter((o) => o.kind === 'Role' && o.metadata.name === 'vault-injector-csi-restart-workloads')
+  t.same(workloadRoles.map((o) => o.metadata.namespace), ['shop', 'vault'], 'a Role in each namespace listed')
+  for (const role of workloadRoles) t.same(role.rules, restartRules(chart, 'ClusterRole', 'vault-injector-csi-restart'), `${role.metadata.namespace}: the same rules, in that namespace only`)
+  t.same(scoped.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === 'vault-injector-csi-restart-workloads').map((o) => [o.metadata.namespace, o.subjects]), ['shop', 'vault'].map((ns) => [ns, [{ kind: 'ServiceAccount', name: 'vault-injector', namespace: NS }]]))
+  t.ok(scoped.some((o) => o.kind === 'Role' && o.metadata.name === 'vault-injector-csi-restart' && o.metadata.namespace === NS), 'the Lease Role beside it, under its own name')
+  t.equal(envOf(scoped).AGENT_INJECT_CSI_RESTART_NAMESPACES, 'shop,vault', 'the webhook watches only there')
+  t.equal(envOf(chart).AGENT_INJECT_CSI_RESTART_NAMESPACES, undefined, 'without namespaces: every namespace')
   const oneReplica = objectsOf(render('', ...restartOn, 'injector.replicas=1'))
   t.notOk(oneReplica.some((o) => o.kind === 'Role'), 'one replica: no Lease Role for the restarter')
 
@@ -238,6 +248,21 @@ t.test('helm upgrade with csi.enabled and csi.restartOnRotation.enabled: the pro
   pods = await runDeployment(cp, NS, 'vault-injector', 'vault-injector')
   await waitFor('the replica ready', async () => pods.every((p) => p.ready()), 60_000)
   await waitFor('the restarter ready (its list allowed by the chart\'s ClusterRole)', async () => pods[0]!.output().includes(RESTARTER_READY), 30_000).catch((error: Error) => {
+    throw new Error(`${error.message}\n${pods[0]!.output().slice(-3000)}`)
+  })
+  t.notMatch(pods[0]!.output(), /"level":50|forbidden/i, 'no RBAC refusal, no error logged')
+})
+
+t.test('helm upgrade with csi.restartOnRotation.namespaces={shop}: the ClusterRole is gone, and the namespaced Roles suffice for the webhook\'s watch', { skip }, async (t) => {
+  for (const p of pods) await p.stop()
+  const upgraded = helm('upgrade', 'vault-injector', CHART, '--namespace', NS, '--reuse-values', '--set', `csi.restartOnRotation.namespaces={${APP_NS}}`)
+  t.equal(upgraded.status, 0, upgraded.status === 0 ? 'helm upgrade --set csi.restartOnRotation.namespaces={shop}' : upgraded.stderr)
+  const rbac = cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api)
+  t.notOk((await rbac.listClusterRole()).items.some((r) => r.metadata?.name === 'vault-injector-csi-restart'), 'no ClusterRole with patch on workloads')
+  t.ok((await rbac.listNamespacedRole({ namespace: APP_NS })).items.some((r) => r.metadata?.name === 'vault-injector-csi-restart-workloads'), `a Role in ${APP_NS}`)
+  pods = await runDeployment(cp, NS, 'vault-injector', 'vault-injector')
+  await waitFor('the replica ready', async () => pods.every((p) => p.ready()), 60_000)
+  await waitFor('the restarter ready (its namespaced list allowed by the Role)', async () => pods[0]!.output().includes(RESTARTER_READY), 30_000).catch((error: Error) => {
     throw new Error(`${error.message}\n${pods[0]!.output().slice(-3000)}`)
   })
   t.notMatch(pods[0]!.output(), /"level":50|forbidden/i, 'no RBAC refusal, no error logged')

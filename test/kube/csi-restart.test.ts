@@ -34,9 +34,9 @@ function podStatus(pod: string, spc: string, versions: Record<string, string>): 
   }
 }
 
-async function started(t: Test, api: FakeApi): Promise<ReturnType<typeof recorder>> {
+async function started(t: Test, api: FakeApi, watchNamespaces?: string[]): Promise<ReturnType<typeof recorder>> {
   const log = recorder()
-  const restarts = startCsiRestarts(api.kubeConfig, { logger: log.logger, minIntervalMs: 60_000, namespace: 'vault-injector', podName: 'vault-injector-0', useLeaderElector: true })
+  const restarts = startCsiRestarts(api.kubeConfig, { logger: log.logger, minIntervalMs: 60_000, namespace: 'vault-injector', podName: 'vault-injector-0', useLeaderElector: true, ...(watchNamespaces ? { watchNamespaces } : {}) })
   t.teardown(() => restarts.stop())
   await until('the restarter ready', () => log.lines.some((l) => l.msg === RESTARTER_READY))
   t.ok(restarts.ready())
@@ -109,4 +109,40 @@ t.test('a first sight of a mount (a new pod, or this replica starting) is no rot
   controller.forget(podStatus('p', 'c', {}))
   t.same(controller.observe(podStatus('p', 'c', { a: '3' })), [], 'a pod status deleted and written again starts afresh')
   t.same(calls, [])
+})
+
+t.test('with watchNamespaces (namespaced Roles): one watch per namespace, never the cluster-wide list; ready once each is listed; a workload there is rolled, one elsewhere is never seen', async (t) => {
+  const api = await startFakeApi()
+  t.teardown(() => api.close())
+  const inNamespace = (ns: string): string => `/apis/secrets-store.csi.x-k8s.io/v1/namespaces/${ns}/secretproviderclasspodstatuses`
+  for (const ns of [NS, 'other']) {
+    api.put(`/apis/apps/v1/namespaces/${ns}/daemonsets/node-agent`, {
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'node-agent', namespace: ns, uid: `ds-${ns}`, annotations: { 'vault-injector.dev/restart-on-secret-change': 'true' } },
+      spec: { selector: { matchLabels: { app: 'node-agent' } }, template: { metadata: { labels: { app: 'node-agent' } }, spec: { containers: [{ name: 'agent', image: 'agent:1' }] } } },
+    })
+    api.put(`/api/v1/namespaces/${ns}/pods/node-agent-7xk2p`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'node-agent-7xk2p', namespace: ns, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'node-agent', uid: `ds-${ns}`, controller: true }] },
+    })
+    const status = podStatus('node-agent-7xk2p', 'vault-agent', { token: 'hmac-1' })
+    status.metadata = { name: `node-agent-7xk2p-${ns}-vault-agent`, namespace: ns }
+    api.put(`${inNamespace(ns)}/${status.metadata.name}`, status)
+  }
+  // A second watched namespace (the fake API answers 404 for an empty collection, so it holds one object).
+  api.put(`${inNamespace('billing')}/ledger-0-billing-vault-db`, { ...podStatus('ledger-0', 'vault-db', { password: 'hmac-p' }), metadata: { name: 'ledger-0-billing-vault-db', namespace: 'billing' } })
+  const log = await started(t, api, [NS, 'billing'])
+  t.equal(log.lines.filter((l) => l.msg.includes('objects listed')).length, 2, 'one list per namespace')
+  for (const ns of ['other', NS]) {
+    const status = podStatus('node-agent-7xk2p', 'vault-agent', { token: 'hmac-2' })
+    status.metadata = { name: `node-agent-7xk2p-${ns}-vault-agent`, namespace: ns }
+    api.put(`${inNamespace(ns)}/${status.metadata.name}`, status)
+  }
+  const rolled = (ns: string): boolean => api.objects.get(`/apis/apps/v1/namespaces/${ns}/daemonsets/node-agent`)?.spec.template.metadata.annotations?.[RESTARTED_AT] !== undefined
+  await until('the DaemonSet in the watched namespace rolled', () => rolled(NS))
+  t.notOk(rolled('other'), 'the one in an unwatched namespace is not (its change came first)')
+  t.notOk(api.requests.some((r) => r.path === STATUSES), 'no cluster-wide list or watch, which a namespaced Role would refuse')
+  t.notOk(api.requests.some((r) => r.path.startsWith(inNamespace('other'))), 'nothing asked of the unwatched namespace')
 })
