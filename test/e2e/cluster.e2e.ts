@@ -221,7 +221,11 @@ t.test('with the webhook down, failurePolicy decides', async (t) => {
   const caFile = join(cp.dir, 'webhook-ca.crt')
   const r = await register(cp.kubeconfigPath, ['--url', `${injector.url}/mutate`, '--ca-file', caFile, '--failure-policy', 'Ignore', '--timeout-seconds', '5'])
   t.equal(r.code, 0, r.output)
-  await new Promise((resolve) => setTimeout(resolve, 2000))
+  // Until the API server uses the new configuration: a dry run is admitted instead of refused.
+  await waitFor('the API server to use failurePolicy Ignore', async () => {
+    const created = await core.createNamespacedPod({ namespace: NS, body: podSpec('down-probe', inject()), dryRun: 'All' }).then(() => true, () => false)
+    return created
+  }, 30_000)
   const failOpen = await createPod(podSpec('down-ignore', inject()))
   t.same(names(failOpen.spec.containers), ['app'], 'Ignore: created without the agent')
   t.notOk(failOpen.metadata.annotations['vault.hashicorp.com/agent-inject-status'])

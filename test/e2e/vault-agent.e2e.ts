@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { CoreV1Api } from '@kubernetes/client-node'
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BIN, exitWithin, freePort, movePodPaths, register, serviceAccountToken, start, startControlPlane, startInjector, waitFor, writePodFile, type ControlPlane, type Injector, type Process } from './harness.ts'
+import { BIN, exitWithin, freePort, movePodPaths, register, serviceAccountToken, start, startControlPlane, startInjector, waitFor, waitForWebhook, writePodFile, type ControlPlane, type Injector, type Process } from './harness.ts'
 import { startVault, type DevVault } from './vault.ts'
 
 type Obj = Record<string, any>
@@ -41,7 +41,7 @@ t.before(async () => {
   writeFileSync(caFile, injector.ca.certPem)
   const r = await register(cp.kubeconfigPath, ['--url', `${injector.url}/mutate`, '--ca-file', caFile, '--failure-policy', 'Fail'])
   if (r.code !== 0) throw new Error(r.output)
-  await new Promise((resolve) => setTimeout(resolve, 2000))
+  await waitForWebhook(cp, NS)
 })
 t.teardown(async () => {
   await injector?.stop()
