@@ -63,6 +63,8 @@ t.before(async () => {
       '    - name: shop-roles',
       '      namespaces: {selector: {matchLabels: {team: shop}}}',
       '      allow: {roles: ["app", "app-aud", "nobody"]}',
+      // Applied only where the webhook knows the namespace's labels (its watch has seen "team: shop").
+      '      defaults: {vault.hashicorp.com/agent-limits-mem: 96Mi}',
       '',
     ].join('\n'),
   )
@@ -161,6 +163,7 @@ t.test('a Deployment\'s pod: the init agent renders two secrets, the app reads t
   t.match(name, /^web-[a-z0-9]+-[a-z0-9]{5}$/, 'a pod made by the Deployment\'s ReplicaSet')
   t.same(pod.spec!.initContainers!.map((c) => c.name), ['vault-agent-init'], 'the init agent ran before the app')
   t.same(pod.spec!.containers.map((c) => c.name), ['web', 'vault-agent'], 'the sidecar agent runs beside the app')
+  t.equal(pod.spec!.containers[1]!.resources?.limits?.memory, '96Mi', 'the namespace default of the rule that selects the namespace by label: the webhook\'s watch knew its labels')
   t.equal(pod.status!.initContainerStatuses![0]!.state?.terminated?.exitCode, 0, 'the init agent exited 0')
   await waitFor('the app to print the secrets', async () => (await logs(name, 'web')).includes('seen: password=first-s3cret key=api-k3y'), 30_000)
   t.pass('the app read both rendered secrets from /vault/secrets')
