@@ -50,56 +50,47 @@ function listed(items: string[]): string {
 
 const TRUE = /^(1|t|true)$/i
 
-// The agents' volumes that hold a token: their homes (the Vault token sink),
-// their own service-account token for Vault (a login as the role), and the
-// persistent cache (tokens and leases). The webhook adds them under these
-// names, and the API server checks a mount's volume name only after the
-// webhook, so an app container can ask for one by name.
+// The agents' volumes that hold a token (see agentTokenMounts).
 const TOKEN_VOLUMES: ReadonlySet<string> = new Set([VOLUME.homeInit, VOLUME.homeSidecar, VOLUME.token, VOLUME.cache])
 
-// "container app mounts home-sidecar" for every container but the agents that mounts a token volume.
-function tokenVolumeMounts(spec: JsonObject): string[] {
-  const out: string[] = []
+// Every volume mount in the pod: which container, whether it is an agent, which volume.
+function mountsOf(spec: JsonObject): { container: string; agent: boolean; volume: string }[] {
+  const out: { container: string; agent: boolean; volume: string }[] = []
   for (const field of ['initContainers', 'containers', 'ephemeralContainers']) {
-    const containers = Array.isArray(spec[field]) ? spec[field] : []
-    for (const c of containers) {
-      if (!isObject(c) || OWNED_CONTAINERS.has(String(c.name))) continue
-      const mounts = Array.isArray(c.volumeMounts) ? c.volumeMounts : []
-      for (const m of mounts) if (isObject(m) && TOKEN_VOLUMES.has(String(m.name))) out.push(`container ${String(c.name)} mounts ${String(m.name)}`)
+    for (const c of Array.isArray(spec[field]) ? spec[field] : []) {
+      if (!isObject(c)) continue
+      for (const m of Array.isArray(c.volumeMounts) ? c.volumeMounts : []) {
+        if (isObject(m)) out.push({ container: String(c.name), agent: OWNED_CONTAINERS.has(String(c.name)), volume: String(m.name) })
+      }
     }
   }
-  return [...new Set(out)]
+  return out
 }
 
-// Audiences of the projected service-account tokens in these volumes.
+// Audiences of the projected service-account tokens in a volume.
 function tokenAudiences(volume: JsonObject): string[] {
   const sources = isObject(volume.projected) && Array.isArray(volume.projected.sources) ? volume.projected.sources : []
   return sources.flatMap((s) => (isObject(s) && isObject(s.serviceAccountToken) && typeof s.serviceAccountToken.audience === 'string' ? [s.serviceAccountToken.audience] : []))
 }
 
-// With vault-injector.dev/token-audience the agents log in with a token of
-// their own audience, which a Vault role bound to that audience accepts and
-// the app's token does not. A pod that gives a container of its own a
-// projected token with that same audience hands the app the agents' login:
-// "container app mounts my-token (a token for audience vault)".
-function agentAudienceMounts(final: JsonObject): string[] {
+// What lets a container of the pod's own use the agents' credentials:
+// - a volume of the agents that holds a token, asked for by name (the API
+//   server checks a mount's volume name only after the webhook): their homes
+//   (the Vault token sink), their service-account token for Vault, the cache;
+// - any volume with a projected token of an audience the agents log in with
+//   (vault-injector.dev/token-audience, or the pod's own token volume): a Vault
+//   role bound to that audience accepts it from the app as from the agents.
+// `final` is the pod after injection, where the agents and their volumes are.
+function agentTokenMounts(final: JsonObject): string[] {
   const spec = isObject(final.spec) ? final.spec : {}
-  const volumes = (Array.isArray(spec.volumes) ? spec.volumes : []).filter(isObject)
-  const agentAudiences = new Set(volumes.filter((v) => v.name === VOLUME.token).flatMap(tokenAudiences))
-  if (agentAudiences.size === 0) return []
-  const sameAudience = new Map(volumes.flatMap((v) => {
-    const hit = tokenAudiences(v).find((a) => agentAudiences.has(a))
-    return hit !== undefined && v.name !== VOLUME.token ? [[String(v.name), hit] as const] : []
-  }))
+  const volumes = new Map((Array.isArray(spec.volumes) ? spec.volumes : []).filter(isObject).map((v) => [String(v.name), tokenAudiences(v)] as const))
+  const mounts = mountsOf(spec)
+  const agentAudiences = new Set(mounts.filter((m) => m.agent).flatMap((m) => volumes.get(m.volume) ?? []))
   const out: string[] = []
-  for (const field of ['initContainers', 'containers', 'ephemeralContainers']) {
-    for (const c of Array.isArray(spec[field]) ? spec[field] : []) {
-      if (!isObject(c) || OWNED_CONTAINERS.has(String(c.name))) continue
-      for (const m of Array.isArray(c.volumeMounts) ? c.volumeMounts : []) {
-        const audience = isObject(m) ? sameAudience.get(String(m.name)) : undefined
-        if (audience !== undefined) out.push(`container ${String(c.name)} mounts ${String((m as JsonObject).name)} (a token for audience ${audience})`)
-      }
-    }
+  for (const m of mounts) {
+    if (m.agent) continue
+    const audience = (volumes.get(m.volume) ?? []).find((a) => agentAudiences.has(a))
+    if (TOKEN_VOLUMES.has(m.volume) || audience !== undefined) out.push(`container ${m.container} mounts ${m.volume}${audience !== undefined ? ` (a token for audience ${audience}, which the agents log in with)` : ''}`)
   }
   return [...new Set(out)]
 }
@@ -111,7 +102,7 @@ function own(annotations: JsonObject, defaults: Readonly<Record<string, string>>
   return value
 }
 
-// `final` is the pod after injection: where the agents' own token volume is.
+// `final` is the pod after injection: where the agents and their volumes are.
 export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, string>>, facts: Facts, final: JsonObject = pod): HatchFinding[] {
   const metadata = isObject(pod.metadata) ? pod.metadata : {}
   const annotations = isObject(metadata.annotations) ? metadata.annotations : {}
@@ -144,10 +135,8 @@ export function findHatches(pod: JsonObject, defaults: Readonly<Record<string, s
     }
   }
   const spec = isObject(pod.spec) ? pod.spec : {}
-  const stolen = facts.agents.length > 0 ? tokenVolumeMounts(spec) : []
-  if (stolen.length > 0) add('agent-inject-token', `${listed(stolen)}: a volume of the agents that holds a token, which the app can then use for any path the role allows`)
-  const borrowed = facts.agents.length > 0 ? agentAudienceMounts(final) : []
-  if (borrowed.length > 0) add('agent-inject-token', `${listed(borrowed)}, the audience the agents log in with: the app can log in as the role and read any path it allows`)
+  const stolen = facts.agents.length > 0 ? agentTokenMounts(final) : []
+  if (stolen.length > 0) add('agent-inject-token', `${listed(stolen)}: the agents' credentials, which the app can then use for any path the role allows`)
   // Read from the configuration the agents run: a listener whose cache adds the agent's token.
   const lends = facts.agents.some((a) => {
     const cache = isObject(a.config?.cache) ? a.config.cache : undefined
