@@ -77,20 +77,22 @@ function tokenAudiences(volume: JsonObject): string[] {
 // - a volume of the agents that holds a token, asked for by name (the API
 //   server checks a mount's volume name only after the webhook): their homes
 //   (the Vault token sink), their service-account token for Vault, the cache;
-// - any volume with a projected token of an audience the agents log in with
-//   (vault-injector.dev/token-audience, or the pod's own token volume): a Vault
-//   role bound to that audience accepts it from the app as from the agents.
+// - a projected token of the audience of the agents' own token
+//   (vault-injector.dev/token-audience): a Vault role bound to that audience
+//   accepts it from the app as from the agents. A token volume of the pod's
+//   own that the agents use (IRSA, agent-service-account-token-volume-name)
+//   is the app's already: no promise is broken when the app mounts it.
 // `final` is the pod after injection, where the agents and their volumes are.
 function agentTokenMounts(final: JsonObject): string[] {
   const spec = isObject(final.spec) ? final.spec : {}
   const volumes = new Map((Array.isArray(spec.volumes) ? spec.volumes : []).filter(isObject).map((v) => [String(v.name), tokenAudiences(v)] as const))
   const mounts = mountsOf(spec)
-  const agentAudiences = new Set(mounts.filter((m) => m.agent).flatMap((m) => volumes.get(m.volume) ?? []))
+  const agentAudiences = new Set(volumes.get(VOLUME.token) ?? [])
   const out: string[] = []
   for (const m of mounts) {
     if (m.agent) continue
-    const audience = (volumes.get(m.volume) ?? []).find((a) => agentAudiences.has(a))
-    if (TOKEN_VOLUMES.has(m.volume) || audience !== undefined) out.push(`container ${m.container} mounts ${m.volume}${audience !== undefined ? ` (a token for audience ${audience}, which the agents log in with)` : ''}`)
+    const audience = m.volume === VOLUME.token ? undefined : (volumes.get(m.volume) ?? []).find((a) => agentAudiences.has(a))
+    if (TOKEN_VOLUMES.has(m.volume) || audience !== undefined) out.push(`container ${m.container} mounts ${m.volume}${audience !== undefined ? ` (a token for audience ${audience}, the agents' own)` : ''}`)
   }
   return [...new Set(out)]
 }
