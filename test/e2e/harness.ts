@@ -109,7 +109,18 @@ export interface Process {
 // SIGKILLs this process, which no handler sees), so the children go then.
 const running = new Set<ChildProcess>()
 const tempDirs = new Set<string>()
+const cleanups = new Set<() => void>()
 const killAll = (): void => {
+  // First what a test set up outside its children (containers, mounts): the
+  // temporary folders are removed last, never under a live mount.
+  for (const cleanUp of cleanups) {
+    try {
+      cleanUp()
+    } catch {
+      // the rest still runs
+    }
+  }
+  cleanups.clear()
   for (const child of running) child.kill('SIGKILL')
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
 }
@@ -120,6 +131,13 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     killAll()
     process.exit(128 + (signal === 'SIGTERM' ? 15 : 2))
   })
+}
+
+// Runs `cleanUp` (synchronous) if this process ends before the returned
+// function is called: on exit, tap's timeout (SIGALRM), SIGTERM or SIGINT.
+export function atAbort(cleanUp: () => void): () => void {
+  cleanups.add(cleanUp)
+  return () => cleanups.delete(cleanUp)
 }
 
 export function start(command: string, args: string[], env: Record<string, string> = {}): Process {

@@ -13,7 +13,9 @@ import { join } from 'node:path'
 
 // The API server's --service-cluster-ip-range: ClusterIPs are handed out here.
 export const SERVICE_CIDR = '10.96.0.0/24'
-const isServiceIp = (host: string): boolean => host.startsWith('10.96.0.')
+// A /24: the first three octets are the range.
+const SERVICE_PREFIX = SERVICE_CIDR.replace(/\d+\/24$/, '')
+const isServiceIp = (host: string): boolean => host.startsWith(SERVICE_PREFIX)
 
 export interface Backend {
   port: number

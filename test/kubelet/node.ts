@@ -15,7 +15,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { CoreV1Api } from '@kubernetes/client-node'
-import { BIN, freePort, start, waitFor, Fatal, type ControlPlane, type Process } from '../e2e/harness.ts'
+import { atAbort, BIN, freePort, start, waitFor, Fatal, type ControlPlane, type Process } from '../e2e/harness.ts'
 
 export const BRIDGE = 'vi-e2e0'
 export const BRIDGE_GATEWAY = '10.199.0.1'
@@ -204,34 +204,30 @@ export async function startNode(cp: ControlPlane, images: string[]): Promise<Nod
   writeFileSync(join(dir, 'kubelet.yaml'), await kubeletConfig(dir, socket))
 
   const processes: Process[] = []
-  let stopped = false
+  // After containerd: a shim or process left in the pods' cgroups, what the
+  // kubelet mounted (so the folder can be removed), the bridge.
+  const cleanUp = (): void => {
+    tryRun('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 .*-address ${socket}`])
+    killCgroup(POD_CGROUP)
+    for (const path of mountsUnder(cp.dir).reverse()) tryRun('umount', ['-l', path])
+    tryRun('ip', ['link', 'del', BRIDGE])
+  }
+  // Ended by tap's timeout or a signal: the containers, shims and mounts are
+  // not our child processes, so nothing else would end them.
+  const forget = atAbort(() => {
+    killTasks(socket)
+    cleanUp()
+  })
   const stop = async (): Promise<void> => {
-    stopped = true
+    forget()
     // The kubelet and controllers first (they would restart what we kill),
-    // then every container through containerd, so their shims reap them; then
-    // containerd, any shim or process left in the pods' cgroups, and what the
-    // kubelet mounted, so the folder can be removed and the next run starts clean.
+    // then every container through containerd, so their shims reap them.
     const containerd = processes.shift()
     for (const proc of processes.reverse()) await proc.stop()
     killTasks(socket)
     await containerd?.stop()
-    tryRun('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 .*-address ${socket}`])
-    killCgroup(POD_CGROUP)
-    for (const path of mountsUnder(cp.dir).reverse()) tryRun('umount', ['-l', path])
-    tryRun('ip', ['link', 'del', BRIDGE])
+    cleanUp()
   }
-  // Ended by tap's timeout or a signal (the harness exits on SIGTERM and
-  // SIGINT): the containers, shims and mounts are not our child processes, so
-  // nothing else would end them. Synchronous, as an exit handler must be.
-  const onExit = (): void => {
-    if (stopped) return
-    killTasks(socket)
-    tryRun('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 .*-address ${socket}`])
-    killCgroup(POD_CGROUP)
-    for (const path of mountsUnder(cp.dir).reverse()) tryRun('umount', ['-l', path])
-    tryRun('ip', ['link', 'del', BRIDGE])
-  }
-  process.on('exit', onExit)
 
   try {
     const containerd = start('containerd', ['--config', join(containerdDir, 'config.toml')])

@@ -17,10 +17,18 @@ skip() {
   echo "kubelet: NOT RUN: $*"
   exit 3
 }
+# A step before the tests failed: say which, and count it as one failure.
+die() {
+  echo "kubelet e2e: $*"
+  tap_summary /dev/null 1
+  exit 1
+}
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (containerd, mounts and a network bridge)"
 command -v go >/dev/null 2>&1 || skip "no Go toolchain on PATH (needed to build the kubelet)"
 [ -d /sys/fs/cgroup ] || skip "no cgroup filesystem"
+# The node is set up for cgroup v1 (cgroupfs driver, a cgroup root made in every hierarchy).
+[ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] || skip "cgroup v2 only (the node here is set up for cgroup v1)"
 
 need=()
 command -v containerd >/dev/null 2>&1 || need+=(containerd)
@@ -45,34 +53,28 @@ ip link del vi-probe0
 exec 9>/tmp/vault-injector-kubelet.lock
 if ! flock -n 9; then
   echo "kubelet e2e: another real-node run holds /tmp/vault-injector-kubelet.lock; waiting for it (15 min at most)"
-  # A process left over from a killed run may hold the lock it inherited: go on then, cleaning up first.
-  flock -w 900 9 || echo "kubelet e2e: the lock is still held after 15 min; going on (the node cleans up what earlier runs left)"
+  # Going on would kill the other run's pods and delete its bridge.
+  flock -w 900 9 || skip "another real-node run still holds /tmp/vault-injector-kubelet.lock after 15 min"
 fi
 
 start=$SECONDS
 if ! bin=$(bash test/e2e/build.sh | tail -n 1); then
-  echo "kubelet e2e: building the e2e binaries failed (see above)"
-  echo "# { total: 1, pass: 0, fail: 1 }"
-  exit 1
+  die "building the e2e binaries failed (see above)"
 fi
 if ! bash test/e2e/build.sh kubelet kube-controller-manager kube-scheduler >/dev/null; then
-  echo "kubelet e2e: building the kubelet, kube-controller-manager or kube-scheduler failed (see above)"
-  echo "# { total: 1, pass: 0, fail: 1 }"
-  exit 1
+  die "building the kubelet, kube-controller-manager or kube-scheduler failed (see above)"
 fi
-[ -x "$bin/vault" ] || { echo "kubelet e2e: no Vault binary (test/e2e/build.sh could not build it)"; echo "# { total: 1, pass: 0, fail: 1 }"; exit 1; }
+[ -x "$bin/vault" ] || die "no Vault binary (test/e2e/build.sh could not build it)"
 echo "kubelet e2e: binaries ready in $bin ($((SECONDS - start)) s)"
 
 # The agent image is the one the injector is configured with by default: ask it.
 agent_image=$(printf '%s\n' 'apiVersion: v1' 'kind: Pod' 'metadata: {name: probe, annotations: {vault.hashicorp.com/agent-inject: "true", vault.hashicorp.com/role: r, vault.hashicorp.com/agent-inject-secret-x: secret/x}}' 'spec: {containers: [{name: app, image: app}]}' \
   | node_modules/.bin/node src/cli.ts inject -f - 2>/dev/null | sed -n 's/^ *image: *//p' | grep -v '^app$' | head -n 1 | tr -d '"')
-[ -n "$agent_image" ] || { echo "kubelet e2e: could not read the agent image from 'vault-injector inject'"; echo "# { total: 1, pass: 0, fail: 1 }"; exit 1; }
+[ -n "$agent_image" ] || die "could not read the agent image from 'vault-injector inject'"
 images=$(mktemp -d)
 trap 'rm -rf "$images"' EXIT
 if ! bash test/kubelet/images.sh "$agent_image" "$bin/vault" "$images"; then
-  echo "kubelet e2e: building the images failed (see above)"
-  echo "# { total: 1, pass: 0, fail: 1 }"
-  exit 1
+  die "building the images failed (see above)"
 fi
 echo "kubelet e2e: images ready ($((SECONDS - start)) s)"
 
