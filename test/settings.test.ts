@@ -183,3 +183,10 @@ t.test('table: every setting accepts a good value and names a bad one, from env 
 t.test('the certificate and key files go together', async (t) => {
   t.same(problems({ AGENT_INJECT_TLS_CERT_FILE: FILE }), ['AGENT_INJECT_TLS_CERT_FILE and AGENT_INJECT_TLS_KEY_FILE go together: set both or neither'])
 })
+
+t.test('AGENT_INJECT_CSI_RESTART_NAMESPACES: names given twice are watched once; a name that is no namespace is refused', async (t) => {
+  const { namespaceList } = await import('../src/webhook/settings.ts')
+  const settings = loadSettings({ AGENT_INJECT_CSI_RESTART_NAMESPACES: 'shop, shop,payments' }, {})
+  t.same(namespaceList(settings.csiRestartNamespaces), ['shop', 'payments'])
+  t.throws(() => loadSettings({ AGENT_INJECT_CSI_RESTART_NAMESPACES: 'shop,Payments' }, {}), /AGENT_INJECT_CSI_RESTART_NAMESPACES: "shop,Payments" is not a comma list of namespace names/)
+})

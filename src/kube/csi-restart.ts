@@ -222,7 +222,7 @@ export const RETRY_MAX_MS = 30_000
 // versions already mounted); only the leader rolls workloads. With
 // watchNamespaces, one watch per namespace instead of one cluster-wide, so
 // namespaced Roles suffice (and workloads elsewhere are never seen).
-export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minIntervalMs: number; namespace: string; podName: string; useLeaderElector: boolean; watchNamespaces?: readonly string[] }): { controller: RestartController; ready(): boolean; stop(): Promise<void> } {
+export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minIntervalMs: number; namespace: string; podName: string; useLeaderElector: boolean; watchNamespaces?: readonly string[] }): { controller: RestartController; stop(): Promise<void> } {
   const { logger } = options
   const controller = new RestartController({ api: restartApi(kc), logger, minIntervalMs: options.minIntervalMs })
   const custom = kc.makeApiClient(CustomObjectsApi)
@@ -299,7 +299,6 @@ export function startCsiRestarts(kc: KubeConfig, options: { logger: Logger; minI
   logger.info({ minIntervalMs: options.minIntervalMs, leaderElection: options.useLeaderElector, namespaces: scopes[0] === undefined ? 'all' : scopes }, 'csi restart: starting the SecretProviderClassPodStatus watch')
   return {
     controller,
-    ready: () => allListed() && controller.leading,
     stop: async () => {
       stopped = true
       for (const retry of retries) clearTimeout(retry)

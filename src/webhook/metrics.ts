@@ -4,6 +4,7 @@
 import { X509Certificate } from 'node:crypto'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { CertPair } from '../tls/source.ts'
+import { NAMESPACE_NAME } from './settings.ts'
 
 export interface WebhookMetrics {
   registry: Registry
@@ -20,12 +21,11 @@ export interface WebhookMetrics {
 
 // Distinct namespace labels before the rest are counted together.
 export const MAX_NAMESPACE_LABELS = 1_000
-const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
 
 function boundedLabels(limit: number): (namespace: string) => string {
   const seen = new Set<string>()
   return (namespace) => {
-    if (!NAMESPACE.test(namespace)) return '_invalid'
+    if (!NAMESPACE_NAME.test(namespace)) return '_invalid'
     if (seen.has(namespace)) return namespace
     if (seen.size >= limit) return '_other'
     seen.add(namespace)

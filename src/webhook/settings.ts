@@ -38,8 +38,10 @@ export function parseListen(listen: string): { host: string; port: number } | un
 }
 
 // Namespace names are DNS labels: lowercase letters, digits and "-", at most 63.
-export const namespaceList = (raw: string): string[] => raw.split(',').map((n) => n.trim()).filter((n) => n !== '')
-const namespaceListType = v.textType((raw) => namespaceList(raw).every((n) => /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n)), 'is not a comma list of namespace names')
+export const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+// A name given twice is watched once (two watches of one namespace would never both count as listed).
+export const namespaceList = (raw: string): string[] => [...new Set(raw.split(',').map((n) => n.trim()).filter((n) => n !== ''))]
+const namespaceListType = v.textType((raw) => namespaceList(raw).every((n) => NAMESPACE_NAME.test(n)), 'is not a comma list of namespace names')
 
 const listenType = v.textType((raw) => parseListen(raw) !== undefined, 'is not host:port (e.g. :8080, 127.0.0.1:8080)')
 

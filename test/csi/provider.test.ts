@@ -194,6 +194,9 @@ t.test('what the policy judges is what the provider reads: every spelling of a s
       const before = vault.requests.length
       const objects = `- objectName: pw\n  secretPath: ${JSON.stringify(secretPath)}\n${method ? `  method: ${method}\n` : ''}`
       const outcome = await p.mount(request({ objects })).then(() => 'mounted', (e: Error) => e.message)
+      // The two ends, so that a provider refusing everything fails here too.
+      if (secretPath === 'secret/data/db' && method === '') t.equal(outcome, 'mounted', 'the plain, allowed spelling mounts')
+      if (secretPath === 'secret/data/team-b') t.match(outcome, /denied by the vault-injector policy/, `${method || 'GET'} another team's path is denied`)
       const reads = vault.requests.slice(before).filter((r) => !r.path.startsWith('/v1/auth/kubernetes/login')).map((r) => r.path.split('?')[0])
       if (outcome === 'mounted') t.same(reads, ['/v1/secret/data/db'], `${method || 'GET'} ${secretPath}: read at the judged path only`)
       else if (/denied by the vault-injector policy/.test(outcome)) t.same(reads, [], `${method || 'GET'} ${secretPath}: denied, no read`)

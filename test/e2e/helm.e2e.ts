@@ -181,6 +181,8 @@ t.test('csi.enabled renders the kustomize components\' DaemonSet and (opt-in) re
   t.equal(envOf(noRestart).AGENT_INJECT_CSI_RESTART_ON_ROTATION, undefined, 'and the webhook does not watch')
   const noKey = run(HELM, ['template', 'vault-injector', CHART, '--set', 'csi.enabled=true', '--set', 'csi.restartOnRotation.enabled=true'])
   t.ok(noKey.status !== 0 && /csi.restartOnRotation.enabled needs csi.hmacSecretName/.test(noKey.stderr), `restartOnRotation without an HMAC Secret refused: ${noKey.stderr.trim().slice(0, 120)}`)
+  const noLease = run(HELM, ['template', 'vault-injector', CHART, ...restartOn.flatMap((v) => ['--set', v]), '--set', 'injector.replicas=2', '--set', 'injector.leaderElector.enabled=false'])
+  t.ok(noLease.status !== 0 && /needs injector.leaderElector.enabled/.test(noLease.stderr), `several replicas rolling without the Lease refused: ${noLease.stderr.trim().slice(0, 120)}`)
   // csi.restartOnRotation.namespaces: a Role per namespace with the same rules, no ClusterRole, and the webhook told to watch only there.
   const scoped = objectsOf(render('', ...restartOn, 'csi.restartOnRotation.namespaces={shop,vault}'))
   t.notOk(scoped.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'vault-injector-csi-restart'), 'namespaces given: no ClusterRole for restarts')
